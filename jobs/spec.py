@@ -51,7 +51,9 @@ class HttpEngine(StrictModel):
 class EngineSpec(StrictModel):
     """How inference runs: vLLM inside the job, or an HTTP OpenAI-compatible endpoint."""
 
-    kind: Literal["vllm", "http"] = Field(default="vllm", description="vllm starts engines in the job; http calls a server.")
+    kind: Literal["vllm", "http"] = Field(
+        default="vllm", description="vllm starts engines in the job; http calls a server."
+    )
     device: Device = Field(
         default="auto", description="cpu runs vLLM on CPU; gpu needs GPUs; auto uses a GPU when one is visible."
     )
@@ -111,7 +113,7 @@ class SamplingSpec(StrictModel):
     stop: list[str] | None = Field(default=None, description="Stop strings.")
 
     @model_validator(mode="after")
-    def _extras_are_plain(self) -> "SamplingSpec":
+    def _extras_are_plain(self) -> SamplingSpec:
         # Extra keys go to vLLM SamplingParams as-is (repetition_penalty, ignore_eos...).
         for key, value in (self.model_extra or {}).items():
             if not key.isidentifier():
@@ -174,6 +176,19 @@ class WorkloadSpec(StrictModel):
 
     name: str = Field(default="chat", description="Workload plug-in name (chat, creative, sentiment, ...).")
     options: dict[str, Any] = Field(default_factory=dict, description="Workload-specific options.")
+
+    @field_validator("name")
+    @classmethod
+    def _known_workload(cls, value: str) -> str:
+        from jobs.workloads import REGISTRY, get_workload
+
+        try:
+            get_workload(value)
+        except (KeyError, ImportError, AttributeError, TypeError):
+            raise ValueError(
+                f"unknown workload {value!r}; known: {', '.join(REGISTRY)} (or a plug-in as package.module:Class)"
+            ) from None
+        return value
 
 
 class JobSpec(StrictModel):

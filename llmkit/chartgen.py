@@ -625,7 +625,7 @@ def kind_config() -> str:
                 "labels": labels,
                 "kubeadmConfigPatches": [
                     "kind: JoinConfiguration\nnodeRegistration:\n  taints:\n"
-                    f"  - key: nvidia.com/gpu\n    value: present\n    effect: NoSchedule\n"
+                    "  - key: nvidia.com/gpu\n    value: present\n    effect: NoSchedule\n"
                 ],
             }
         )

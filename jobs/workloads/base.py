@@ -1,0 +1,140 @@
+"""The workload plug-in API: load rows, turn each into chat messages, shape each result."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from jobs.spec import JobSpec
+
+logger = logging.getLogger(__name__)
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+Messages = list[dict[str, str]]
+
+
+class RowError(ValueError):
+    """A row can't be processed; the message is written to the errors output as the reason."""
+
+    def __init__(self, message: str, code: str = "invalid_row"):
+        super().__init__(message)
+        self.code = code
+
+
+class Workload:
+    """Base class of workloads.
+
+    Subclasses set ``name`` and ``sample_data`` and implement ``parse_row``. The
+    pipeline calls ``load_dataset`` once, ``parse_row`` and ``sampling_overrides``
+    per row (a ``RowError`` sends the row to the errors output), and ``postprocess``
+    per generated row.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    sample_data: ClassVar[str]
+    system_prompt: ClassVar[str | None] = None
+    prompt_template: ClassVar[str | None] = None
+    default_sampling: ClassVar[dict[str, Any]] = {}
+    # Options the workload accepts in spec.workload.options, with their defaults.
+    options_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, spec: JobSpec):
+        self.spec = spec
+        unknown = set(spec.workload.options) - set(self.options_defaults)
+        if unknown:
+            from llmkit.config import ConfigError
+
+            raise ConfigError(
+                f"workload.options: unknown option(s) {sorted(unknown)} for workload {self.name!r}; "
+                f"known: {sorted(self.options_defaults) or 'none'}"
+            )
+        self.options = {**self.options_defaults, **spec.workload.options}
+        self.system = spec.system_prompt if spec.system_prompt is not None else self.system_prompt
+        self.template = spec.prompt_template if spec.prompt_template is not None else self.prompt_template
+
+    # -- input -------------------------------------------------------------
+    def input_paths(self) -> list[str]:
+        path = self.spec.input.path
+        if path is None:
+            return [str(DATA_DIR / self.sample_data)]
+        return [path] if isinstance(path, str) else list(path)
+
+    def load_dataset(self) -> Iterable[dict[str, Any]]:
+        """Yield the input rows in a stable order (re-reading yields the same order)."""
+        from jobs.io import read_rows
+
+        return read_rows(self.input_paths(), self.spec.input.format)
+
+    # -- per row -----------------------------------------------------------
+    def parse_row(self, row: dict[str, Any]) -> Messages:
+        raise NotImplementedError
+
+    def sampling_overrides(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Per-row sampling parameters: the workload's defaults, then the row's ``sampling_params``."""
+        own = row.get("sampling_params")
+        if own is not None and not isinstance(own, dict):
+            raise RowError("sampling_params must be an object")
+        return {**self.default_sampling, **(own or {})}
+
+    def postprocess(self, row: dict[str, Any], text: str) -> dict[str, Any]:
+        """Extra output columns derived from the generated text."""
+        return {}
+
+    # -- helpers -----------------------------------------------------------
+    def render(self, row: dict[str, Any], default_field: str) -> str:
+        """The user message: the template filled from the row, or the row's ``default_field``."""
+        if self.template:
+            try:
+                return self.template.format(**row)
+            except KeyError as e:
+                raise RowError(f"prompt_template needs column {e.args[0]!r}, which the row lacks") from None
+            except (IndexError, ValueError) as e:
+                raise RowError(f"prompt_template can't be filled from the row: {e}") from None
+        return require_text(row, default_field)
+
+    def with_system(self, user: str) -> Messages:
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages.append({"role": "user", "content": user})
+        return messages
+
+
+def require_text(row: dict[str, Any], field: str) -> str:
+    value = row.get(field)
+    if value is None:
+        raise RowError(f"missing field {field!r}", code="missing_field")
+    if not isinstance(value, str):
+        raise RowError(f"field {field!r} must be a string, got {type(value).__name__}", code="invalid_field")
+    if not value.strip():
+        raise RowError(f"field {field!r} is empty", code="empty_field")
+    return value
+
+
+def validate_messages(messages: Any) -> Messages:
+    """Check an OpenAI-style messages list and flatten text-part content to strings."""
+    if not isinstance(messages, list) or not messages:
+        raise RowError("messages must be a non-empty list", code="invalid_messages")
+    out: Messages = []
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            raise RowError(f"messages[{i}] must be an object", code="invalid_messages")
+        role, content = msg.get("role"), msg.get("content")
+        if role not in ("system", "developer", "user", "assistant"):
+            raise RowError(
+                f"messages[{i}].role {role!r} is not system, developer, user or assistant", code="invalid_messages"
+            )
+        if isinstance(content, list):
+            parts = []
+            for part in content:
+                if not isinstance(part, dict) or part.get("type") != "text":
+                    raise RowError(f"messages[{i}]: only text content parts are supported", code="unsupported_content")
+                parts.append(str(part.get("text", "")))
+            content = "".join(parts)
+        if not isinstance(content, str):
+            raise RowError(f"messages[{i}].content must be a string", code="invalid_messages")
+        out.append({"role": "system" if role == "developer" else role, "content": content})
+    return out
