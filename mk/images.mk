@@ -30,7 +30,8 @@ _with_digest = $(1)$(if $(2),@$(2))
 _image_labels = --build-arg VERSION=$(IMAGE_VERSION) \
   --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
   --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ)
-_hf_secret = $(if $(HF_TOKEN_FILE),--secret id=hf_token,src=$(HF_TOKEN_FILE))
+_comma := ,
+_hf_secret = $(if $(HF_TOKEN_FILE),--secret id=hf_token$(_comma)src=$(HF_TOKEN_FILE))
 
 .PHONY: image
 image: image-$(IMAGE_KIND) ## Build the image for IMAGE_KIND (cpu, the default, or gpu).

@@ -396,6 +396,20 @@ def test_chart_points_at_these_images():
     assert "digest" in image
 
 
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=ids(DOCKERFILES))
+def test_baked_models_live_outside_the_chart_emptydir_mounts(dockerfile):
+    """The chart mounts emptyDirs on /tmp and ~/.cache (read-only root FS): a model baked there would vanish."""
+    _, stages = parse_dockerfile(dockerfile)
+    final = stages[-1]
+    copies = [i.args.split() for i in final.all("COPY") if "--from=model" in i.args]
+    assert len(copies) == 1
+    dest = copies[0][-1]
+    assert dest == "/opt/kuberay-llm/models"
+    envs = {k: v for i in final.all("ENV") for k, v in env_pairs(i)}
+    assert envs["KRLLM_BAKED_DIR"] == dest
+    assert envs["KRLLM_CACHE_DIR"].startswith("/home/ray/.cache/"), "the writable cache is the chart's emptyDir"
+
+
 def test_cpu_image_keeps_the_venv_on_login_shells():
     """KubeRay starts Ray with `bash -lc`; Debian's /etc/profile resets PATH, dropping /opt/venv/bin."""
     text = (ROOT / "images/cpu/Dockerfile").read_text()
