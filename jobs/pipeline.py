@@ -243,6 +243,7 @@ def _execute(spec, workload, prep: _Prepared, processor, data_writer, error_writ
             else:
                 ok_buf.append(_result_record(workload, spec, item, result))
                 progress.add(ok=1, tokens_in=result["num_input_tokens"], tokens_out=result["num_generated_tokens"])
+        progress.end_batch()
         if len(ok_buf) + len(err_buf) >= spec.output.rows_per_file or (
             time.monotonic() - last_flush >= spec.output.flush_interval_s
         ):

@@ -62,16 +62,12 @@ class Progress:
         self.ok = self.failed = self.tokens_in = self.tokens_out = 0
         self.started = time.time()
         self.first_result: float | None = None
+        self.tokens_at_first_result = 0
         self.last_result: float | None = None
         self._last_log = 0.0
         self._metrics: _Metrics | None = None
 
     def add(self, ok: int = 0, failed: int = 0, tokens_in: int = 0, tokens_out: int = 0) -> None:
-        now = time.time()
-        if ok and self.first_result is None:
-            self.first_result = now
-        if ok:
-            self.last_result = now
         self.ok += ok
         self.failed += failed
         self.tokens_in += tokens_in
@@ -79,6 +75,16 @@ class Progress:
         if self._metrics is None:
             self._metrics = _Metrics(self.job)
         self._metrics.record(ok, failed, tokens_in, tokens_out, self.total - self.ok - self.failed)
+
+    def end_batch(self) -> None:
+        """Mark the end of one result batch; steady-state throughput counts what came after the first."""
+        if not self.ok:
+            return
+        now = time.time()
+        if self.first_result is None:
+            self.first_result = now
+            self.tokens_at_first_result = self.tokens_out
+        self.last_result = now
 
     def maybe_log(self) -> None:
         if time.time() - self._last_log >= LOG_EVERY_S:
@@ -177,6 +183,7 @@ def finalize(
     wall = finished - started
     gpus = gpus_per_engine(spec, device or "cpu") * max_replicas(spec) if spec.engine.kind == "vllm" else 0
     gen_window = (progress.last_result - progress.first_result) if progress.first_result and progress.last_result else 0
+    steady_tokens = progress.tokens_out - progress.tokens_at_first_result
     run: dict[str, Any] = {
         "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
         "finished_at": datetime.fromtimestamp(finished, timezone.utc).isoformat(),
@@ -189,7 +196,7 @@ def finalize(
         "output_tokens_per_s": round(progress.tokens_out / wall, 2) if wall else 0.0,
         "total_tokens_per_s": round((progress.tokens_in + progress.tokens_out) / wall, 2) if wall else 0.0,
         "time_to_first_result_s": round(progress.first_result - started, 3) if progress.first_result else None,
-        "steady_output_tokens_per_s": round(progress.tokens_out / gen_window, 2) if gen_window > 0 else None,
+        "steady_output_tokens_per_s": round(steady_tokens / gen_window, 2) if gen_window >= 0.5 else None,
         "gpus": gpus,
         "gpu_seconds": round(gpus * wall, 1),
     }
