@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from llmkit.accelerators import load_catalog
 from llmkit.config import StrictModel
 from llmkit.models import DEFAULT_MODEL
 
 Device = Literal["auto", "cpu", "gpu"]
+LORA_URI_SCHEMES = ("s3://", "gs://", "abfss://", "azure://")
 
 
 class Autoscaling(StrictModel):
@@ -33,12 +34,10 @@ class Autoscaling(StrictModel):
     downscale_delay_s: float = Field(default=300, ge=0, description="How long load must stay low before scaling down.")
 
     @model_validator(mode="after")
-    def _bounds(self) -> "Autoscaling":
+    def _bounds(self) -> Autoscaling:
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas ({self.min_replicas}) > max_replicas ({self.max_replicas})")
-        if self.initial_replicas is not None and not (
-            self.min_replicas <= self.initial_replicas <= self.max_replicas
-        ):
+        if self.initial_replicas is not None and not (self.min_replicas <= self.initial_replicas <= self.max_replicas):
             raise ValueError("initial_replicas must lie between min_replicas and max_replicas")
         return self
 
@@ -47,11 +46,19 @@ class Lora(StrictModel):
     """LoRA adapters multiplexed on the model's shared base weights."""
 
     dynamic_lora_loading_path: str = Field(
-        description="Folder (local, s3:// or gs://) holding one sub-folder per adapter; "
-        "request an adapter as model '<model_id>:<adapter>'."
+        description="Cloud folder (s3://, gs://, abfss:// or azure://; Ray Serve LLM reads adapters from "
+        "cloud storage only) holding one sub-folder per adapter; request an adapter as model "
+        "'<model_id>:<adapter>'."
     )
     max_num_adapters_per_replica: int = Field(default=16, ge=1, description="Adapters kept loaded per replica.")
     max_lora_rank: int = Field(default=16, ge=1, description="Largest adapter rank to accept.")
+
+    @field_validator("dynamic_lora_loading_path")
+    @classmethod
+    def _cloud_path(cls, value: str) -> str:
+        if not value.startswith(LORA_URI_SCHEMES):
+            raise ValueError(f"must start with one of {', '.join(LORA_URI_SCHEMES)} (got {value!r})")
+        return value.rstrip("/")
 
 
 class ModelEntry(StrictModel):
@@ -88,7 +95,7 @@ class ModelEntry(StrictModel):
         return self.tensor_parallel_size * self.pipeline_parallel_size
 
     @model_validator(mode="after")
-    def _known_accelerator(self) -> "ModelEntry":
+    def _known_accelerator(self) -> ModelEntry:
         if self.accelerator_type is not None:
             load_catalog().get(self.accelerator_type)
         for key in ("model", "tensor_parallel_size", "pipeline_parallel_size"):
@@ -121,7 +128,7 @@ class ModelCatalog(StrictModel):
     auth: Auth = Field(default_factory=Auth, description="API-key auth for the OpenAI routes.")
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "ModelCatalog":
+    def _unique_ids(self) -> ModelCatalog:
         seen: set[str] = set()
         for entry in self.models:
             if entry.model_id in seen:

@@ -1,0 +1,1 @@
+"""Online serving: an OpenAI-compatible Ray Serve LLM application built from a model catalog."""

@@ -1,0 +1,171 @@
+"""The Serve application: a model catalog -> ``LLMConfig``s -> one OpenAI-compatible endpoint.
+
+KubeRay's RayService points ``serveConfigV2.applications[].import_path`` at
+``serve_apps.app:build_app`` with ``args`` that are either the catalog itself or the path
+of a catalog YAML file (see ``AppArgs``). ``python -m serve_apps serve`` runs the same
+application on local Ray.
+
+CPU mode (``device: cpu``, or ``auto`` on a machine without GPUs) runs vLLM's CPU build:
+the engine defaults of ``CPU_ENGINE_DEFAULTS`` and ``CPU_ENV_DEFAULTS`` apply, and an
+entry's own ``engine_kwargs`` / ``runtime_env.env_vars`` override them.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from llmkit.config import ConfigError, StrictModel
+from llmkit.models import resolve
+from llmkit.runtime import has_gpu
+from serve_apps.catalog import ModelCatalog, ModelEntry
+
+logger = logging.getLogger(__name__)
+
+# vLLM engine arguments for CPU mode. On CPU, eager float32 starts in ~30 s and answers
+# correctly; the default (bf16 + torch.compile) takes minutes to start and, with the
+# small default model, produces garbage. max_model_len bounds the per-request KV cache.
+CPU_ENGINE_DEFAULTS: dict[str, Any] = {
+    "enforce_eager": True,
+    "dtype": "float32",
+    "max_model_len": 2048,
+}
+# Environment of CPU replicas: vLLM's CPU KV cache size in GiB (taken from the building
+# process's environment when set there, as `make serve` does).
+CPU_ENV_DEFAULTS: dict[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+
+Mode = Literal["cpu", "gpu"]
+
+
+class AppArgs(StrictModel):
+    """The Serve application's ``args``: the catalog inline, or the path of its YAML file."""
+
+    catalog: ModelCatalog | None = Field(default=None, description="The model catalog, inline.")
+    catalog_path: str | None = Field(default=None, description="Path of a model catalog YAML file.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AppArgs:
+        if (self.catalog is None) == (self.catalog_path is None):
+            raise ValueError("set exactly one of 'catalog' and 'catalog_path'")
+        return self
+
+    def load_catalog(self) -> ModelCatalog:
+        if self.catalog is not None:
+            return self.catalog
+        return ModelCatalog.from_yaml(self.catalog_path)
+
+
+def _cluster_has_gpu() -> bool:
+    """True when a connected Ray cluster advertises GPUs (the builder may run on a GPU-less head)."""
+    try:
+        import ray
+
+        return ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
+    except Exception:  # noqa: BLE001 - detection only
+        return False
+
+
+def resolve_mode(catalog: ModelCatalog) -> Mode:
+    """cpu or gpu. ``auto`` means gpu when a model names an accelerator type or a GPU is visible."""
+    if catalog.device != "auto":
+        return catalog.device
+    if catalog.accelerator_types() or has_gpu() or _cluster_has_gpu():
+        return "gpu"
+    return "cpu"
+
+
+def _model_source(entry: ModelEntry) -> str:
+    # builtin:<name> is provisioned (once) on the machine that builds the app; with a
+    # single-node local Ray that is where the replicas run too.
+    return resolve(entry.source)
+
+
+def _deployment_config(entry: ModelEntry) -> dict[str, Any]:
+    scaling = entry.autoscaling
+    autoscaling_config: dict[str, Any] = {
+        "min_replicas": scaling.min_replicas,
+        "max_replicas": scaling.max_replicas,
+        "target_ongoing_requests": scaling.target_ongoing_requests,
+        "upscale_delay_s": scaling.upscale_delay_s,
+        "downscale_delay_s": scaling.downscale_delay_s,
+    }
+    if scaling.initial_replicas is not None:
+        autoscaling_config["initial_replicas"] = scaling.initial_replicas
+    config: dict[str, Any] = {"autoscaling_config": autoscaling_config}
+    if entry.max_ongoing_requests is not None:
+        config["max_ongoing_requests"] = entry.max_ongoing_requests
+    return config
+
+
+def llm_config_dict(entry: ModelEntry, mode: Mode) -> dict[str, Any]:
+    """The ``LLMConfig`` (as a dict) for one catalog entry."""
+    engine_kwargs: dict[str, Any] = {}
+    runtime_env = copy.deepcopy(entry.runtime_env)
+    if mode == "cpu":
+        engine_kwargs.update(CPU_ENGINE_DEFAULTS)
+        env_vars = {k: os.environ.get(k, v) for k, v in CPU_ENV_DEFAULTS.items()}
+        env_vars.update(runtime_env.get("env_vars") or {})
+        runtime_env["env_vars"] = env_vars
+    engine_kwargs.update(entry.engine_kwargs)
+    engine_kwargs["tensor_parallel_size"] = entry.tensor_parallel_size
+    engine_kwargs["pipeline_parallel_size"] = entry.pipeline_parallel_size
+
+    config: dict[str, Any] = {
+        "model_loading_config": {"model_id": entry.model_id, "model_source": _model_source(entry)},
+        "engine_kwargs": engine_kwargs,
+        "deployment_config": _deployment_config(entry),
+    }
+    if runtime_env:
+        config["runtime_env"] = runtime_env
+
+    if mode == "cpu":
+        if entry.accelerator_type:
+            logger.warning(
+                "model %s: accelerator_type %s is ignored in cpu mode", entry.model_id, entry.accelerator_type
+            )
+        config["accelerator_config"] = {"kind": "cpu"}
+    else:
+        config["accelerator_config"] = {"kind": "gpu"}
+        if entry.accelerator_type:
+            # Replicas (and their engine workers) then need the Ray resource accelerator_type:<TYPE>.
+            config["accelerator_type"] = entry.accelerator_type
+
+    if entry.lora is not None:
+        config["lora_config"] = {
+            "dynamic_lora_loading_path": entry.lora.dynamic_lora_loading_path,
+            "max_num_adapters_per_replica": entry.lora.max_num_adapters_per_replica,
+        }
+        engine_kwargs.setdefault("enable_lora", True)
+        engine_kwargs.setdefault("max_lora_rank", entry.lora.max_lora_rank)
+        engine_kwargs.setdefault("max_loras", entry.lora.max_num_adapters_per_replica)
+    return config
+
+
+def build_llm_configs(catalog: ModelCatalog, mode: Mode | None = None) -> list[Any]:
+    """One ``ray.serve.llm.LLMConfig`` per catalog entry."""
+    from ray.serve.llm import LLMConfig
+
+    mode = mode or resolve_mode(catalog)
+    configs = []
+    for entry in catalog.models:
+        try:
+            config = LLMConfig.model_validate(llm_config_dict(entry, mode))
+            config.get_engine_config()  # checks engine_kwargs names against vLLM's engine arguments
+        except ValueError as e:
+            raise ConfigError(f"model {entry.model_id!r}: Ray Serve LLM rejects its config: {e}") from e
+        configs.append(config)
+    logger.info("serving %s in %s mode", ", ".join(c.model_id for c in configs), mode)
+    return configs
+
+
+def build_app(args: dict[str, Any] | AppArgs):
+    """Serve application builder: ``import_path: serve_apps.app:build_app``."""
+    from serve_apps.ingress import build_ingress
+
+    app_args = args if isinstance(args, AppArgs) else AppArgs.from_dict(dict(args or {}), source="app args")
+    catalog = app_args.load_catalog()
+    return build_ingress(build_llm_configs(catalog), catalog.auth)

@@ -1,0 +1,100 @@
+"""Run the serving app on local Ray (``make serve``) and query it (``make query``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from serve_apps.app import AppArgs, build_app
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "llm"
+DEFAULT_CATALOG = Path(__file__).with_name("examples") / "local-cpu.yaml"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+# Offline by default: the builtin model needs no network, and nothing else should try.
+LOCAL_ENV = {"HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "VLLM_NO_USAGE_STATS": "1"}
+
+
+def start(
+    args: dict[str, Any] | AppArgs,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    num_cpus: int | None = None,
+) -> str:
+    """Start a fresh local Ray, deploy the app and wait until it serves; returns the /v1 base URL."""
+    import ray
+    from ray import serve
+
+    for key, value in LOCAL_ENV.items():
+        os.environ.setdefault(key, value)
+    app_args = args if isinstance(args, AppArgs) else AppArgs.from_dict(dict(args), source="app args")
+    catalog = app_args.load_catalog()
+    if not ray.is_initialized():
+        # Logical CPUs: each CPU-mode model takes a 2-CPU placement group (replica + engine);
+        # these are scheduling tokens, not cores, so a small machine can still hold two models.
+        cpus = num_cpus or max(os.cpu_count() or 1, 2 * len(catalog.models) + 1)
+        # address="local": always a private cluster, never someone else's `ray start`.
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": host, "port": port})
+    t0 = time.monotonic()
+    serve.run(build_app(app_args), name=APP_NAME, route_prefix="/")
+    logger.info("app %r running after %.0f s", APP_NAME, time.monotonic() - t0)
+    return f"http://{host}:{port}/v1"
+
+
+def stop() -> None:
+    import ray
+    from ray import serve
+
+    try:
+        serve.shutdown()
+    finally:
+        ray.shutdown()
+
+
+def serve_forever(catalog_path: str, host: str, port: int) -> int:
+    base_url = start({"catalog_path": catalog_path}, host=host, port=port)
+    print(f"\nServing {catalog_path} at {base_url} (Ctrl-C to stop). Try: make query", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    print("stopping...", flush=True)
+    stop()
+    return 0
+
+
+def default_api_key() -> str:
+    """The key ``make query`` sends: KRLLM_API_KEY, else the first of KRLLM_API_KEYS, else a dummy."""
+    key = os.environ.get("KRLLM_API_KEY")
+    if not key:
+        key = os.environ.get("KRLLM_API_KEYS", "").split(",")[0].strip()
+    return key or "no-key"
+
+
+def query(base_url: str, prompt: str, model: str | None, api_key: str | None, max_tokens: int) -> int:
+    """Stream one chat completion with the stock openai client (the seed's example)."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base_url, api_key=api_key or default_api_key())
+    model = model or client.models.list().data[0].id
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": prompt}],
+        stream=True,
+        max_tokens=max_tokens,
+    )
+    print(f"[{model}] ", end="", flush=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            print(chunk.choices[0].delta.content, end="", flush=True)
+    print()
+    return 0

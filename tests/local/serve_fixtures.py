@@ -1,0 +1,80 @@
+"""One real local Serve deployment for the serving tests, shared by the whole session.
+
+Two catalog entries on the same SmolLM2 weights (two small vLLM CPU engines, the most
+this session starts), with API-key auth on: every test sends a key, and the auth tests
+check what happens without one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+MODEL_A = "smollm2-135m-instruct"
+MODEL_B = "smollm2-b"
+ENV_KEY = "test-key-from-env"
+FILE_KEY = "test-key-from-file"
+KEYS_ENV_VAR = "KRLLM_SERVE_TEST_API_KEYS"
+
+
+@dataclass(frozen=True)
+class LocalServe:
+    base_url: str  # .../v1
+    root_url: str
+    api_key: str
+    file_key: str
+    models: tuple[str, ...]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_catalog(key_file: Path) -> dict:
+    return {
+        "device": "cpu",
+        "auth": {"enabled": True, "api_keys_env": KEYS_ENV_VAR, "api_keys_file": str(key_file)},
+        "models": [
+            {"model_id": MODEL_A, "autoscaling": {"min_replicas": 1, "max_replicas": 1}},
+            {"model_id": MODEL_B, "autoscaling": {"min_replicas": 1, "max_replicas": 1}},
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def local_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServe]:
+    import ray
+    from ray import serve
+
+    from serve_apps import local
+
+    key_file = tmp_path_factory.mktemp("serve-auth") / "keys.txt"
+    key_file.write_text(f"# test keys\n{FILE_KEY}\n")
+    # Set before Ray starts, so the ingress replica inherits it.
+    os.environ[KEYS_ENV_VAR] = ENV_KEY
+    ray_was_up = ray.is_initialized()
+    port = free_port()
+    t0 = time.monotonic()
+    base_url = local.start({"catalog": test_catalog(key_file)}, host="127.0.0.1", port=port)
+    print(f"\nlocal serve up at {base_url} after {time.monotonic() - t0:.0f} s")
+    try:
+        yield LocalServe(
+            base_url=base_url,
+            root_url=base_url.removesuffix("/v1"),
+            api_key=ENV_KEY,
+            file_key=FILE_KEY,
+            models=(MODEL_A, MODEL_B),
+        )
+    finally:
+        if ray_was_up:
+            serve.shutdown()
+        else:
+            local.stop()
