@@ -152,7 +152,8 @@ Volumes and mounts shared by every Ray pod.
 {{/*
 A Ray pod template (head or worker).
 Args: dict with root, component (head|worker), containerName, resources, ports (list),
-nodeSelector, tolerations, shmSize, extraVolumes, extraVolumeMounts, labels (dict).
+nodeSelector, tolerations, shmSize, extraVolumes, extraVolumeMounts, labels (dict), automountToken
+(only the head, whose autoscaler sidecar talks to the Kubernetes API, keeps its service account token).
 */}}
 {{- define "kuberay-llm.podTemplate" -}}
 {{- $root := .root }}
@@ -171,6 +172,9 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
+  {{- if not .automountToken }}
+  automountServiceAccountToken: false
+  {{- end }}
   {{- with $root.Values.imagePullSecrets }}
   imagePullSecrets:
     {{- range . }}
@@ -220,7 +224,7 @@ rayStartParams:
   {{- $params := merge (deepCopy $root.Values.head.rayStartParams) (dict "num-cpus" "0" "num-gpus" "0" "dashboard-host" "0.0.0.0" "metrics-export-port" "8080") }}
   {{- toYaml $params | nindent 2 }}
 template:
-  {{- include "kuberay-llm.podTemplate" (dict "root" $root "component" "ray-head" "containerName" "ray-head" "resources" $res "ports" $ports "nodeSelector" $root.Values.head.nodeSelector "tolerations" $root.Values.head.tolerations "shmSize" $root.Values.head.shmSize "extraVolumes" .extraVolumes "extraVolumeMounts" .extraVolumeMounts) | trim | nindent 2 }}
+  {{- include "kuberay-llm.podTemplate" (dict "root" $root "component" "ray-head" "containerName" "ray-head" "automountToken" $root.Values.autoscaler.enabled "resources" $res "ports" $ports "nodeSelector" $root.Values.head.nodeSelector "tolerations" $root.Values.head.tolerations "shmSize" $root.Values.head.shmSize "extraVolumes" .extraVolumes "extraVolumeMounts" .extraVolumeMounts) | trim | nindent 2 }}
 {{- end }}
 
 {{/*

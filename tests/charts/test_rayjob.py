@@ -1,0 +1,102 @@
+"""templates/rayjob.yaml and templates/configmap-job.yaml: one RayJob and one job-spec ConfigMap per batch job."""
+
+import shlex
+
+import pytest
+import yaml
+from chart_helpers import cluster_spec, pod_templates
+from semantics import (
+    assert_cpu_group,
+    assert_gpu_group,
+    assert_head_has_no_gpu,
+    assert_no_inline_secret,
+    assert_pod_security,
+)
+
+from jobs.spec import JobSpec
+
+pytestmark = pytest.mark.charts
+
+JOBS = [("eks-a10g", "sentiment"), ("multi-pool-h100-l4", "summarize"), ("cpu-local", "questions")]
+
+
+def _job(r, name):
+    (job,) = [d for d in r.kind("RayJob") if d["metadata"]["labels"]["kuberay-llm/job"] == name]
+    (cm,) = [d for d in r.kind("ConfigMap") if d["metadata"]["labels"]["kuberay-llm/job"] == name]
+    return job, cm
+
+
+@pytest.mark.parametrize(("scenario", "name"), JOBS)
+def test_job_spec_configmap_and_entrypoint(scenarios, scenario, name):
+    r = scenarios[scenario]
+    job, cm = _job(r, name)
+    entry = r.values["batchJobs"][name]
+    spec = yaml.safe_load(cm["data"]["job.yaml"])
+    assert spec == entry["spec"]
+    JobSpec.from_dict(spec)  # the jobs CLI accepts it
+    argv = shlex.split(job["spec"]["entrypoint"])
+    assert argv[:6] == ["python", "-m", "jobs", "run", "--config", "/etc/kuberay-llm/job.yaml"]
+    assert argv[6:] == [x for o in entry.get("overrides", []) for x in ("--set", o)]
+    head = cluster_spec(job)["headGroupSpec"]["template"]["spec"]
+    vols = {v["name"]: v for v in head["volumes"]}
+    assert vols["job-spec"]["configMap"]["name"] == cm["metadata"]["name"]
+    mounts = {m["name"]: m for m in head["containers"][0]["volumeMounts"]}
+    assert mounts["job-spec"]["mountPath"] == "/etc/kuberay-llm"
+
+
+@pytest.mark.parametrize(("scenario", "name"), JOBS)
+def test_job_lifecycle(scenarios, scenario, name):
+    r = scenarios[scenario]
+    job, _ = _job(r, name)
+    entry, d = r.values["batchJobs"][name], r.values["jobDefaults"]
+    s = job["spec"]
+    assert s["submissionMode"] == "K8sJobMode"
+    assert s["shutdownAfterJobFinishes"] is entry.get("shutdownAfterJobFinishes", d["shutdownAfterJobFinishes"])
+    assert s["ttlSecondsAfterFinished"] == entry.get("ttlSecondsAfterFinished", d["ttlSecondsAfterFinished"])
+    assert s["activeDeadlineSeconds"] == entry.get("activeDeadlineSeconds", d["activeDeadlineSeconds"])
+    assert s["backoffLimit"] == entry.get("backoffLimit", d["backoffLimit"])
+    assert s["submitterConfig"]["backoffLimit"] == entry.get("submitterBackoffLimit", d["submitterBackoffLimit"])
+
+
+@pytest.mark.parametrize(("scenario", "name"), JOBS)
+def test_job_worker_group_on_its_pool(scenarios, scenario, name):
+    r = scenarios[scenario]
+    job, _ = _job(r, name)
+    spec = cluster_spec(job)
+    assert_head_has_no_gpu(spec)
+    (group,) = spec["workerGroupSpecs"]
+    engine = r.values["batchJobs"][name]["spec"]["engine"]
+    workers = r.values["batchJobs"][name].get("workers", {})
+    if engine.get("accelerator_type"):
+        kw = engine.get("engine_kwargs", {})
+        pool = r.values["accelerators"].get("pools", {}).get(engine["accelerator_type"], {})
+        gpus = (
+            workers.get("gpus")
+            or pool.get("gpus")
+            or kw.get("tensor_parallel_size", 1) * kw.get("pipeline_parallel_size", 1)
+        )
+        assert_gpu_group(group, engine["accelerator_type"], r.values, gpus)
+    else:
+        assert_cpu_group(group, r.values)
+    c = engine.get("concurrency", 1)
+    lo, hi = (c, c) if isinstance(c, int) else c
+    assert group["minReplicas"] == workers.get("minReplicas", lo)
+    assert group["maxReplicas"] == workers.get("maxReplicas", hi)
+    for _, tpl in pod_templates(job):
+        assert_pod_security(tpl["spec"])
+    assert_no_inline_secret(r.text, r.docs)
+
+
+def test_seed_manifests_are_the_jobs_examples(manifests):
+    from llmkit.chartgen import ROOT, SEED_JOBS
+
+    for name, example in SEED_JOBS.items():
+        r = manifests[f"rayjob-{name}.yaml"]
+        job, cm = _job(r, name)
+        spec = yaml.safe_load(cm["data"]["job.yaml"])
+        source = yaml.safe_load((ROOT / "jobs" / "examples" / f"{example}.yaml").read_text())
+        assert spec["workload"] == source["workload"]
+        assert spec["sampling"] == source["sampling"]
+        assert spec["engine"]["accelerator_type"] == "L4"
+        (group,) = cluster_spec(job)["workerGroupSpecs"]
+        assert_gpu_group(group, "L4", {"accelerators": {"nodeSelectorPreset": "gfd"}}, 1)
