@@ -166,3 +166,9 @@ uninstall: $(KUBECTL) $(HELM) ## Delete the RayJobs and uninstall the release (o
 .PHONY: down
 down: $(KIND) ## Delete the kind cluster.
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
+##@ Observability
+
+.PHONY: dashboards
+dashboards: ## Regenerate the Grafana dashboards (dashboards/*.json) from dashboards/build.py.
+	$(PYTHON) dashboards/build.py
