@@ -33,6 +33,14 @@ FULLNAME := $(if $(findstring kuberay-llm,$(RELEASE)),$(RELEASE),$(RELEASE)-kube
 # The image every Ray pod runs: the chart's one image value, from mk/images.mk.
 _image_values = --set image.repository=$(IMAGE_REPOSITORY) --set image.tag=$(IMAGE_VERSION)-$(IMAGE_KIND)
 
+# The CPU image bakes BAKE_MODEL_CPU (SmolLM2) under /opt/kuberay-llm/models; with IMAGE_KIND=cpu the
+# first served model and the submitted job run from that folder, so no pod needs the network or a
+# writable model cache. CPU_MODEL_SOURCE= (empty) keeps the values' own model sources.
+CPU_MODEL_SOURCE ?= $(if $(BAKE_MODEL_CPU),/opt/kuberay-llm/models/$(if $(filter builtin:%,$(BAKE_MODEL_CPU)),$(patsubst builtin:%,%,$(BAKE_MODEL_CPU)),hf/$(BAKE_MODEL_CPU)))
+_cpu_model = $(and $(filter cpu,$(IMAGE_KIND)),$(CPU_MODEL_SOURCE))
+_serve_model_values = $(if $(_cpu_model),--set 'serving.catalog.models[0].source=$(CPU_MODEL_SOURCE)')
+_job_model_values = $(if $(_cpu_model),--set 'batchJobs.$(NAME).spec.model.source=$(CPU_MODEL_SOURCE)')
+
 # batch-submit: NAME picks a job of CLUSTER_VALUES' batchJobs, or names a new one whose spec
 # is the file JOB_SPEC (e.g. JOB_SPEC=jobs/examples/sentiment.yaml; with IMAGE_KIND=cpu it runs
 # with engine.device=cpu, on GPU clusters the spec names its engine.accelerator_type).
@@ -97,7 +105,7 @@ _render_job = if [ -n "$(JOB_SPEC)" ]; then \
 	else echo '{}' > "$$tmp/job.yaml"; fi; \
 	$(HELM) template $(RELEASE) $(CHART_DIR) -n $(NAMESPACE) -f $(CLUSTER_VALUES) -f "$$tmp/job.yaml" \
 	  --set kuberay-operator.enabled=false --set serving.enabled=false $(_image_values) $(HELM_ARGS) \
-	  $(if $(and $(JOB_SPEC),$(filter cpu,$(IMAGE_KIND))),--set batchJobs.$(NAME).spec.engine.device=cpu) \
+	  $(if $(and $(JOB_SPEC),$(filter cpu,$(IMAGE_KIND))),--set batchJobs.$(NAME).spec.engine.device=cpu) $(_job_model_values) \
 	  --show-only templates/configmap-job.yaml --show-only templates/rayjob.yaml > "$$tmp/all.yaml"; \
 	awk -v name='$(NAME)' 'BEGIN { RS = "(^|\n)---\n" } $$0 ~ ("kuberay-llm/job: " name "(\n|$$)") { printf "---\n%s\n", $$0 }' "$$tmp/all.yaml"
 
@@ -132,7 +140,7 @@ batch-submit: $(KUBECTL) $(HELM) ## Submit a batch job as a RayJob (kubectl appl
 serve-deploy: $(KUBECTL) $(HELM) ## Turn on the RayService of the model catalog in CLUSTER_VALUES and wait until it is Ready.
 	$(HELM) upgrade --install $(RELEASE) $(CHART_DIR) -n $(NAMESPACE) --create-namespace \
 	  -f $(CLUSTER_VALUES) --set kuberay-operator.enabled=true --set serving.enabled=true --set batchJobs=null \
-	  $(_image_values) $(HELM_ARGS)
+	  $(_image_values) $(_serve_model_values) $(HELM_ARGS)
 	$(KUBECTL) -n $(NAMESPACE) wait rayservice/$(FULLNAME) --for=condition=Ready --timeout=$(SERVE_TIMEOUT)s
 	$(KUBECTL) -n $(NAMESPACE) get rayservice $(FULLNAME)
 
@@ -167,8 +175,14 @@ uninstall: $(KUBECTL) $(HELM) ## Delete the RayJobs and uninstall the release (o
 down: $(KIND) ## Delete the kind cluster.
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
-##@ Observability
+##@ Docs and observability
+
+DIAGRAMS := $(patsubst %.dot,%,$(wildcard docs/diagrams/*.dot))
 
 .PHONY: dashboards
 dashboards: ## Regenerate the Grafana dashboards (dashboards/*.json) from dashboards/build.py.
 	$(PYTHON) dashboards/build.py
+
+.PHONY: diagrams
+diagrams: ## Render docs/diagrams/*.dot to SVG and PNG (needs Graphviz `dot`).
+	@for d in $(DIAGRAMS); do dot -Tsvg $$d.dot -o $$d.svg && dot -Tpng -Gdpi=110 $$d.dot -o $$d.png && echo "rendered $$d.{svg,png}"; done

