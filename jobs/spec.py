@@ -218,4 +218,6 @@ class JobSpec(StrictModel):
     resume: ResumePolicy = Field(default_factory=ResumePolicy, description="Resume policy.")
 
     def model_name(self) -> str:
-        return self.model.served_name or self.model.source
+        if self.model.served_name:
+            return self.model.served_name
+        return self.model.source.removeprefix("builtin:")
