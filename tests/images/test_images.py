@@ -426,13 +426,18 @@ def _engine() -> str | None:
 
 BUILT_IMAGE = os.environ.get("KRLLM_TEST_IMAGE_CPU")
 RUN_FLAGS = os.environ.get(
-    "KRLLM_TEST_RUN_FLAGS", "--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --network none"
+    "KRLLM_TEST_RUN_FLAGS",
+    "--runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --network none --shm-size 2g",
 ).split()
+BAKED_SMOLLM2 = "/opt/kuberay-llm/models/smollm2-135m-instruct"
 
 
 def _run_in_image(*cmd: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [_engine(), "run", "--rm", *RUN_FLAGS, BUILT_IMAGE, *cmd], capture_output=True, text=True, timeout=timeout
+        [_engine(), "run", "--rm", *RUN_FLAGS, "-e", "VLLM_CPU_KVCACHE_SPACE=1", BUILT_IMAGE, *cmd],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -443,20 +448,29 @@ needs_built_image = pytest.mark.skipif(
 
 
 @needs_built_image
-def test_built_image_runs_as_non_root_with_ray_on_login_path():
-    res = _run_in_image("bash", "-lc", "id -u; command -v ray; python -c 'import jobs, llmkit.models, serve_apps.app'")
-    assert res.returncode == 0, res.stderr[-3000:]
-    uid, ray = res.stdout.split()[:2]
-    assert uid == "1000" and ray == "/opt/venv/bin/ray"
+def test_built_image_is_non_root_with_ray_on_the_login_path_and_the_model_baked():
+    res = _run_in_image(
+        "bash",
+        "-lc",
+        f"id -u; command -v ray; test -f {BAKED_SMOLLM2}/config.json && echo baked; "
+        "python -c 'import jobs, llmkit.models, serve_apps.app; print(\"imports ok\")'",
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    lines = res.stdout.split()
+    assert lines[:3] == ["1000", "/opt/venv/bin/ray", "baked"], res.stdout
+    assert "ok" in lines
 
 
 @needs_built_image
 def test_built_image_runs_the_batch_job():
+    """The batch job inside the image, offline, on the baked SmolLM2 (what a kind worker runs)."""
     res = _run_in_image(
         "bash",
         "-lc",
         'cfg="$(python -c "import jobs, pathlib; print(pathlib.Path(jobs.__file__).parent / \'examples/chat.yaml\')")" && '
-        'python -m jobs run --config "$cfg" --set output.path=/tmp/out --set input.limit=4 2>&1 | tail -20 && ls /tmp/out',
-        timeout=1500,
+        f'python -m jobs run --config "$cfg" --set model.source={BAKED_SMOLLM2} --set engine.device=cpu '
+        "--set output.path=/tmp/out --set input.limit=4 && cat /tmp/out/summary.json",
+        timeout=1800,
     )
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    assert "== questions: 4 ok, 0 failed" in res.stdout, res.stdout[-3000:]
