@@ -330,9 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", help="Scratch folder (default: a temp dir).")
     p.add_argument("--log-dir", help="Where per-case logs go (default: <work>/logs).")
     p.add_argument("--deadline", type=float, default=0, help="Epoch seconds; skip cases that would start after it.")
+    p.add_argument("--end-by", type=float, default=0, help="Epoch seconds; no case runs past it (killed, recorded).")
     p.add_argument("--label", default="")
     p.add_argument("--out", help="Result JSON (default: bench/results/batch-<preset>.json).")
     a = p.parse_args(argv)
+    common.exit_on_sigterm()
 
     if a.dry_run:
         a.preset = "dry"
@@ -386,10 +388,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[batch] {name}: skipped (deadline)", flush=True)
             continue
         print(f"[batch] {name}: start ({kind}{' ' + ' '.join(sets) if sets else ''})", flush=True)
+        if a.end_by:
+            preset["timeout_s"] = max(30, min(PRESETS[a.preset]["timeout_s"], a.end_by - time.time()))
         if kind == "raw":
             r = run_raw(name, model_dir, prompts, preset, work, not a.warm_cache, log_dir)
         else:
             r = run_job(name, sets + a.job_set, model_dir, prompts, preset, work, not a.warm_cache, log_dir)
+        r["gpu_release"] = common.wait_gpu_free()
         result["cases"][name] = r
         print(
             f"[batch] {name}: "

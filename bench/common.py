@@ -32,6 +32,13 @@ BASE_ENV = {
 }
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (``timeout``, the device call's end) into SystemExit, so ``finally`` blocks stop servers."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -158,9 +165,14 @@ def run_logged(
         except subprocess.TimeoutExpired:
             kill_group(proc)
             rc = -9
+        except BaseException:  # SIGTERM -> SystemExit, Ctrl-C: take the child's whole session down too
+            kill_group(proc, grace=5)
+            raise
+        wall = time.time() - t0
+        _reap_group(proc.pid)  # what it left behind in its session (engine cores, Ray daemons)
         if reader is not None:
             reader.join(timeout=10)
-    return rc, time.time() - t0
+    return rc, wall
 
 
 def kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
@@ -182,6 +194,37 @@ def _reap_group(pgid: int) -> None:
 
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def gpu_processes() -> list[int]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    out = subprocess.run(
+        ["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader"], capture_output=True, text=True
+    ).stdout
+    return [int(x) for x in out.split() if x.strip().isdigit()]
+
+
+def wait_gpu_free(timeout_s: float = 60, kill_after: bool = True) -> dict[str, Any]:
+    """Wait until no process holds the GPU (the next case needs all of it); then kill leftovers.
+
+    Only for the benchmark machine, where every GPU process is one this harness started.
+    """
+    import signal
+
+    t0 = time.time()
+    pids = gpu_processes()
+    while pids and time.time() - t0 < timeout_s:
+        time.sleep(2)
+        pids = gpu_processes()
+    killed = []
+    if pids and kill_after:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        time.sleep(3)
+    return {"waited_s": round(time.time() - t0, 1), "killed": killed}
 
 
 def tail(path: Path, n: int = 40) -> str:

@@ -34,6 +34,8 @@ mkdir -p "$WORK"
 # latest start (epoch s) for a step that needs $1 seconds
 deadline() { echo $((T0 + BUDGET - $1)); }
 left() { echo $((T0 + BUDGET - $(date +%s))); }
+# run a step, killed 10 s before the budget ends so the logs still get packed
+bounded() { local t=$(( $(left) - 10 )); (( t > 20 )) || { echo "no time left for: $*"; return 1; }; timeout "$t" "$@"; }
 pack_logs() {  # pack_logs NAME DIR: one tarball (the device returns at most 8 files)
   [[ -d $2 ]] && tar -czf "$OUT/logs-$1.tgz" -C "$2" . 2>/dev/null || true
 }
@@ -68,8 +70,9 @@ stage_batch() {
   local cases=${BENCH_BATCH_CASES:-raw job-tuned job}
   local args=()
   for c in $cases; do args+=(--case "$c"); done
-  "$PY" -m bench.batch_bench --preset gpu "${args[@]}" --work "$WORK/batch" --log-dir "$WORK/batch/logs" \
-    --deadline "$(deadline 150)" --label "a: raw vLLM vs our batch job (cold compile caches)" \
+  bounded "$PY" -m bench.batch_bench --preset gpu "${args[@]}" --work "$WORK/batch" --log-dir "$WORK/batch/logs" \
+    --deadline "$(deadline 150)" --end-by "$(deadline 15)" \
+    --label "a: raw vLLM vs our batch job (cold compile caches)" \
     --out "$OUT/batch-gpu.json"
   pack_logs batch "$WORK/batch/logs"
 }
@@ -79,7 +82,7 @@ stage_serve() {
   local servers=${BENCH_SERVERS:-bare ours ours-tput}
   local args=()
   for s in $servers; do args+=(--server "$s"); done
-  "$PY" -m bench.serve_bench --preset gpu "${args[@]}" --work "$WORK/serve" --log-dir "$WORK/serve/logs" \
+  bounded "$PY" -m bench.serve_bench --preset gpu "${args[@]}" --work "$WORK/serve" --log-dir "$WORK/serve/logs" \
     --deadline "$(deadline 200)" --label "b: bare vLLM server vs our serving app" --out "$OUT/serve-gpu.json"
   pack_logs serve "$WORK/serve/logs"
 }
@@ -89,14 +92,15 @@ stage_batch_extra() {
   local cases=${BENCH_EXTRA_CASES:-job-faststart}
   local args=()
   for c in $cases; do args+=(--case "$c"); done
-  "$PY" -m bench.batch_bench --preset gpu "${args[@]}" --work "$WORK/extra" --log-dir "$WORK/extra/logs" \
-    --deadline "$(deadline 150)" --label "a': start-up variants" --out "$OUT/batch-gpu-extra.json"
+  bounded "$PY" -m bench.batch_bench --preset gpu "${args[@]}" --work "$WORK/extra" --log-dir "$WORK/extra/logs" \
+    --deadline "$(deadline 150)" --end-by "$(deadline 15)" --label "a': start-up variants" \
+    --out "$OUT/batch-gpu-extra.json"
   # Warm compile cache: the same case twice on one shared cache; the second run is the warm one.
   if [[ -n ${BENCH_WARM_CASES:-raw job-tuned} && $(left) -gt 300 ]]; then
     local wargs=()
     for c in ${BENCH_WARM_CASES:-raw job-tuned}; do wargs+=(--case "$c"); done
-    "$PY" -m bench.batch_bench --preset gpu "${wargs[@]}" --warm-cache --work "$WORK/batch" \
-      --log-dir "$WORK/warm/logs" --deadline "$(deadline 130)" \
+    bounded "$PY" -m bench.batch_bench --preset gpu "${wargs[@]}" --warm-cache --work "$WORK/batch" \
+      --log-dir "$WORK/warm/logs" --deadline "$(deadline 130)" --end-by "$(deadline 15)" \
       --label "a'': warm compile cache (the caches of the cold runs reused)" --out "$OUT/batch-gpu-warm.json"
   fi
   pack_logs extra "$WORK/extra/logs"
@@ -108,16 +112,16 @@ stage_scale() {
   local cases=${BENCH_SCALE_CASES:-job-tuned job-tuned-2gpu}
   local args=()
   for c in $cases; do args+=(--case "$c"); done
-  "$PY" -m bench.batch_bench --preset gpu --n "${BENCH_SCALE_N:-6000}" "${args[@]}" --work "$WORK/scale" \
-    --log-dir "$WORK/scale/logs" --deadline "$(deadline 170)" \
+  bounded "$PY" -m bench.batch_bench --preset gpu --n "${BENCH_SCALE_N:-6000}" "${args[@]}" --work "$WORK/scale" \
+    --log-dir "$WORK/scale/logs" --deadline "$(deadline 170)" --end-by "$(deadline 15)" \
     --label "c: our batch job, 1 GPU vs 2 GPUs (concurrency 2)" --out "$OUT/batch-scale.json"
   pack_logs scale "$WORK/scale/logs"
 }
 
 stage_dry() {
   echo "== dry ($(left) s left)"
-  "$PY" -m bench.batch_bench --dry-run --work "$WORK/dry-batch" --out "$OUT/batch-dry.json"
-  "$PY" -m bench.serve_bench --dry-run --work "$WORK/dry-serve" --out "$OUT/serve-dry.json"
+  bounded "$PY" -m bench.batch_bench --dry-run --work "$WORK/dry-batch" --out "$OUT/batch-dry.json"
+  bounded "$PY" -m bench.serve_bench --dry-run --work "$WORK/dry-serve" --out "$OUT/serve-dry.json"
 }
 
 rc=0

@@ -210,6 +210,100 @@ def serve_table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def targets_table(results: dict[str, dict[str, Any]]) -> str:
+    """The issue's target table, filled from batch-gpu, serve-gpu and batch-scale results."""
+    rows: list[tuple[str, str, str, float | None, str]] = []  # case, measure, target, value, note
+    batch = results.get("batch-gpu", {})
+    for name, c in batch.get("comparison", {}).items():
+        rows.append(
+            (f"Batch `{name}`, start to finish", "our job ÷ raw vLLM (throughput)", "≥ 1.0×", c.get("total_ratio"), "")
+        )
+        rows.append(
+            (f"Batch `{name}`, steady-state generation", "our job ÷ raw vLLM", "≥ 0.97×", c.get("steady_ratio"), "")
+        )
+    serve = results.get("serve-gpu", {})
+    for name, c in serve.get("comparison", {}).items():
+        rows.append((f"Serving `{name}`", "throughput ÷ bare vLLM server", "≥ 1.0×", c.get("throughput_ratio"), ""))
+        rows.append((f"Serving `{name}`", "median TTFT ÷ bare vLLM server", "≤ 1.1×", c.get("ttft_p50_ratio"), ""))
+    scale = results.get("batch-scale", {}).get("cases", {})
+    one = scale.get("job-tuned") or scale.get("job") or {}
+    for two_name in ("job-tuned-2gpu", "job-2gpu"):
+        two = scale.get(two_name)
+        if two and not two.get("error"):
+            rows.append(
+                (
+                    "Scaling, 2 GPUs (steady state)",
+                    "throughput ÷ 1 GPU",
+                    "≥ 1.9×",
+                    _ratio(two.get("steady_output_tok_s"), one.get("steady_output_tok_s")),
+                    two_name,
+                )
+            )
+            rows.append(
+                (
+                    "Scaling, 2 GPUs (sum of per-engine rates)",
+                    "throughput ÷ 1 GPU",
+                    "≥ 1.9×",
+                    _ratio(two.get("sum_engine_output_tok_s"), one.get("steady_output_tok_s")),
+                    two_name,
+                )
+            )
+            rows.append(
+                (
+                    "Scaling, 2 GPUs (start to finish)",
+                    "throughput ÷ 1 GPU",
+                    "(≥ 1.9×)",
+                    _ratio(one.get("total_s"), two.get("total_s")),
+                    two_name,
+                )
+            )
+            break
+    seq = None
+    for name in ("ours", "ours-tput", "bare"):
+        seq = ((serve.get("servers", {}).get(name) or {}).get("sequential") or {}).get("output_tok_s")
+        if seq:
+            seq_name = name
+            break
+    cases = batch.get("cases", {})
+    for name in ("job-tuned", "job"):
+        job = cases.get(name)
+        if job and seq and not job.get("error"):
+            rows.append(
+                (
+                    f"Batch `{name}` vs one-at-a-time to `{seq_name}`, steady state",
+                    "batch ÷ sequential requests",
+                    "≥ 20×",
+                    _ratio(job.get("steady_output_tok_s"), seq),
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"Batch `{name}` vs one-at-a-time to `{seq_name}`, start to finish",
+                    "batch ÷ sequential requests",
+                    "≥ 20×",
+                    _ratio(job.get("total_output_tok_s"), seq),
+                    "job start-up included",
+                )
+            )
+            break
+    if not rows:
+        return ""
+    out = ["| case | measure | target | measured | met |", "|---|---|---|---|---|"]
+    for case, measure, target, value, note in rows:
+        met = "–"
+        if value is not None:
+            bound = float(target.strip("()≥≤× "))
+            met = "yes" if (value >= bound if "≥" in target else value <= bound) else "**no**"
+        shown = f"{value:.2f}×" if value is not None else "–"
+        out.append(f"| {case}{' (' + note + ')' if note else ''} | {measure} | {target} | {shown} | {met} |")
+    return "\n".join(out)
+
+
 def load_results(folder: Path = RESULTS_DIR) -> dict[str, dict[str, Any]]:
     out = {}
     for f in sorted(folder.glob("*.json")):
@@ -221,8 +315,10 @@ def load_results(folder: Path = RESULTS_DIR) -> dict[str, dict[str, Any]]:
 
 
 def build(folder: Path = RESULTS_DIR, pngs: bool = True) -> str:
-    parts = []
-    for stem, res in load_results(folder).items():
+    results = load_results(folder)
+    targets = targets_table(results)
+    parts = ["### Targets\n", targets, ""] if targets else []
+    for stem, res in results.items():
         if res.get("benchmark") == "batch":
             parts.append(batch_table(res))
             if pngs:

@@ -319,26 +319,7 @@ def stop_server(proc) -> None:
     fh = getattr(proc, "_bench_log", None)
     if fh:
         fh.close()
-    _wait_gpu_free()
-
-
-def _wait_gpu_free(timeout_s: float = 60) -> None:
-    """Wait until no process holds much GPU memory (the next server needs all of it)."""
-    import shutil
-    import subprocess
-
-    if not shutil.which("nvidia-smi"):
-        time.sleep(2)
-        return
-    t0 = time.time()
-    while time.time() - t0 < timeout_s:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"], capture_output=True, text=True
-        ).stdout
-        used = [float(x) for x in out.split() if x.strip().replace(".", "").isdigit()]
-        if used and max(used) < 2048:
-            return
-        time.sleep(2)
+    common.wait_gpu_free()
 
 
 def parse_server(text: str) -> tuple[str, str, dict[str, str]]:
@@ -442,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label", default="")
     p.add_argument("--out")
     a = p.parse_args(argv)
+    common.exit_on_sigterm()
     if a.dry_run:
         a.preset = "dry"
     preset = dict(PRESETS[a.preset])
