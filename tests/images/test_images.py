@@ -474,3 +474,41 @@ def test_built_image_runs_the_batch_job():
     )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     assert "== questions: 4 ok, 0 failed" in res.stdout, res.stdout[-3000:]
+
+
+def test_the_build_context_alone_builds_our_wheel(tmp_path):
+    """What .dockerignore lets into the context is enough to build the wheel the images install, data files included."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    context = tmp_path / "context"
+    for rel in files:
+        if (ROOT / rel).is_file() and not is_excluded(rel, RULES):
+            (context / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, context / rel)
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    import zipfile
+
+    (wheel,) = tmp_path.glob("kuberay_llm-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    wanted = [
+        f
+        for f in files
+        if f.split("/")[0] in ("jobs", "serve_apps", "llmkit")
+        and (f.endswith(".py") or f.startswith(("jobs/examples/", "jobs/data/")) or f.endswith(".yaml"))
+        and (ROOT / f).is_file()
+        and not f.startswith("serve_apps/examples/")
+    ]
+    missing = sorted(set(wanted) - names)
+    assert not missing, f"the image's wheel would lack: {missing}"
