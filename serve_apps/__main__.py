@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     p_query.add_argument("--model", default=None, help="Model id; default: the first one /v1/models lists.")
     p_query.add_argument("--api-key", default=None, help="Default: $KRLLM_API_KEY or the first of $KRLLM_API_KEYS.")
     p_query.add_argument("--max-tokens", type=int, default=64)
+    p_query.add_argument("--temperature", type=float, default=0.0, help="Default 0: reproducible answers.")
 
     p_validate = sub.add_parser("validate", help="Validate a catalog and print the LLMConfigs it builds.")
     p_validate.add_argument("catalog")
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return local.serve_forever(args.catalog, args.host, args.port)
         if args.command == "query":
-            return local.query(args.base_url, args.prompt, args.model, args.api_key, args.max_tokens)
+            return local.query(args.base_url, args.prompt, args.model, args.api_key, args.max_tokens, args.temperature)
         if args.command == "validate":
             from serve_apps.app import build_llm_configs
             from serve_apps.catalog import ModelCatalog

@@ -80,7 +80,9 @@ def default_api_key() -> str:
     return key or "no-key"
 
 
-def query(base_url: str, prompt: str, model: str | None, api_key: str | None, max_tokens: int) -> int:
+def query(
+    base_url: str, prompt: str, model: str | None, api_key: str | None, max_tokens: int, temperature: float = 0.0
+) -> int:
     """Stream one chat completion with the stock openai client (the seed's example)."""
     from openai import OpenAI
 
@@ -91,6 +93,7 @@ def query(base_url: str, prompt: str, model: str | None, api_key: str | None, ma
         messages=[{"role": "user", "content": prompt}],
         stream=True,
         max_tokens=max_tokens,
+        temperature=temperature,
     )
     print(f"[{model}] ", end="", flush=True)
     for chunk in stream:
