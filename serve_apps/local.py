@@ -43,6 +43,13 @@ def start(
         cpus = num_cpus or max(os.cpu_count() or 1, 2 * len(catalog.models) + 1)
         # address="local": always a private cluster, never someone else's `ray start`.
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    elif catalog.device == "cpu" and ray.cluster_resources().get("CPU", 0) < 2 * len(catalog.models):
+        logger.warning(
+            "the running Ray cluster has %s CPUs; %d CPU-mode models need %d: replicas may never start",
+            ray.cluster_resources().get("CPU", 0),
+            len(catalog.models),
+            2 * len(catalog.models),
+        )
     serve.start(http_options={"host": host, "port": port})
     t0 = time.monotonic()
     serve.run(build_app(app_args), name=APP_NAME, route_prefix="/")

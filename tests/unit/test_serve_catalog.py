@@ -92,3 +92,22 @@ def test_app_args_bad_catalog_file(tmp_path: Path) -> None:
     path.write_text("models:\n  - model_id: m\n    typo_field: 1\n")
     with pytest.raises(ConfigError, match="typo_field"):
         AppArgs.from_dict({"catalog_path": str(path)}).load_catalog()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_cli_validate_prints_llm_configs(path: Path, capsys) -> None:
+    from serve_apps.__main__ import main
+
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    for model in ModelCatalog.from_yaml(path).models:
+        assert f'"model_id": "{model.model_id}"' in out
+
+
+def test_cli_validate_reports_bad_catalog(tmp_path: Path, capsys) -> None:
+    from serve_apps.__main__ import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text("models:\n  - model_id: m\n    accelerator: L4\n")
+    assert main(["validate", str(path)]) == 2
+    assert "models.0.accelerator" in capsys.readouterr().err

@@ -62,3 +62,19 @@ def test_cpu_catalog_deployments_need_no_gpu(ray_up) -> None:
     bundles = _llm_deployments(app)["m"]._replica_config.placement_group_bundles
     assert bundles and all(b.get("GPU", 0) == 0 for b in bundles)
     assert not any(k.startswith("accelerator_type:") for b in bundles for k in b)
+
+
+@pytest.mark.parametrize("example", ["gpu-l4-single.yaml", "gpu-multi-h100-l4.yaml", "local-cpu.yaml"])
+def test_serve_config_import_path_and_args(ray_up, example: str) -> None:
+    """What RayService's serveConfigV2 does: import the builder by path and call it with args."""
+    from pathlib import Path
+
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+    from ray.serve._private.utils import import_attr
+    from ray.serve.deployment import Application
+
+    builder = import_attr("serve_apps.app:build_app")
+    path = Path(__file__).parents[2] / "serve_apps" / "examples" / example
+    app = call_user_app_builder_with_args_if_necessary(builder, {"catalog_path": str(path)})
+    assert isinstance(app, Application)
+    assert _llm_deployments(app)
