@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     sub.add_parser("workloads", help="list the workloads")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from llmkit import logs
+
+    logs.setup()
 
     try:
         if args.command == "workloads":

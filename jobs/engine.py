@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.spec import JobSpec
+from llmkit.runtime import has_gpu
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +66,6 @@ _FORWARDED_ENV = (
 )
 
 
-def local_gpu_visible() -> bool:
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
-        return False
-    return shutil.which("nvidia-smi") is not None or os.path.exists("/dev/nvidia0")
-
-
 def resolve_device(spec: JobSpec) -> str:
     """cpu or gpu. auto: gpu when the spec names an accelerator, the Ray cluster has GPUs, or one is visible here."""
     if spec.engine.device != "auto":
@@ -85,7 +79,7 @@ def resolve_device(spec: JobSpec) -> str:
             return "gpu"
     except Exception:  # noqa: BLE001 - detection must never break a run
         logger.debug("GPU detection through Ray failed", exc_info=True)
-    return "gpu" if local_gpu_visible() else "cpu"
+    return "gpu" if has_gpu() else "cpu"
 
 
 def defaults_for(device: str) -> EngineDefaults:

@@ -22,7 +22,7 @@ from jobs import io, report
 from jobs.engine import build_processor, resolve_device, sampling_defaults_for_missing_keys
 from jobs.spec import JobSpec
 from jobs.workloads import RowError, Workload, get_workload
-from llmkit import models
+from llmkit import logs, models
 from llmkit.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -168,6 +168,8 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
     import ray
 
     started = time.time()
+    # RAY_JOB_SUBMISSION_ID is set when KubeRay's submitter (or `ray job submit`) started us.
+    logs.bind(job_id=os.environ.get("RAY_JOB_SUBMISSION_ID") or spec.name)
     workload = get_workload(spec.workload.name)(spec)
     if spec.workload.name == "openai_batch" and spec.output.format != "jsonl":
         spec = spec.model_copy(update={"output": spec.output.model_copy(update={"format": "jsonl"})})
