@@ -9,8 +9,8 @@ export KUBERAY_CRDS_DIR
 KUBERAY_CRDS := rayclusters rayjobs rayservices raycronjobs
 
 .PHONY: generate
-generate: venv ## Regenerate the chart's catalog copy, values.schema.json, README, Chart.lock and manifests/.
-	$(VPY) -m llmkit.chartgen generate
+generate: venv tools ## Regenerate the chart's catalog copy, values.schema.json, README, Chart.lock and manifests/.
+	HELM=$(HELM) $(VPY) -m llmkit.chartgen generate
 
 .PHONY: chart-docs
 chart-docs: venv ## Regenerate the chart README from the `# --` comments of values.yaml.
