@@ -47,3 +47,5 @@ print(snapshot_download(sys.argv[1], local_dir=sys.argv[2]))
     echo "bake_model: $source -> $dest_root/hf/$source"
     ;;
 esac
+# Readable by the unprivileged user the images run as (mktemp creates 0700 folders).
+chmod -R a+rX "$dest_root"

@@ -339,6 +339,7 @@ def test_model_bake_is_an_arg_and_tokens_come_from_a_build_secret(dockerfile):
     assert "--mount=type=secret,id=hf_token,required=false" in text
     bake = (ROOT / "images/bake_model.sh").read_text()
     assert "/run/secrets/hf_token" in bake
+    assert 'chmod -R a+rX "$dest_root"' in bake, "baked models must be readable by uid 1000"
     assert subprocess.run(["sh", "-n", str(ROOT / "images/bake_model.sh")]).returncode == 0
 
 
