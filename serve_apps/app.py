@@ -14,29 +14,19 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from llmkit import runtime
 from llmkit.config import ConfigError, StrictModel
 from llmkit.models import resolve
-from llmkit.runtime import has_gpu
 from serve_apps.catalog import ModelCatalog, ModelEntry
 
 logger = logging.getLogger(__name__)
 
-# vLLM engine arguments for CPU mode. On CPU, eager float32 starts in ~30 s and answers
-# correctly; the default (bf16 + torch.compile) takes minutes to start and, with the
-# small default model, produces garbage. max_model_len bounds the per-request KV cache.
-CPU_ENGINE_DEFAULTS: dict[str, Any] = {
-    "enforce_eager": True,
-    "dtype": "float32",
-    "max_model_len": 2048,
-}
-# Environment of CPU replicas: vLLM's CPU KV cache size in GiB (taken from the building
-# process's environment when set there, as `make serve` does).
-CPU_ENV_DEFAULTS: dict[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+# CPU mode's engine arguments and replica environment, shared with the batch jobs.
+CPU_ENGINE_DEFAULTS = runtime.CPU_ENGINE_KWARGS
 
 Mode = Literal["cpu", "gpu"]
 
@@ -59,23 +49,9 @@ class AppArgs(StrictModel):
         return ModelCatalog.from_yaml(self.catalog_path)
 
 
-def _cluster_has_gpu() -> bool:
-    """True when a connected Ray cluster advertises GPUs (the builder may run on a GPU-less head)."""
-    try:
-        import ray
-
-        return ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
-    except Exception:  # noqa: BLE001 - detection only
-        return False
-
-
 def resolve_mode(catalog: ModelCatalog) -> Mode:
     """cpu or gpu. ``auto`` means gpu when a model names an accelerator type or a GPU is visible."""
-    if catalog.device != "auto":
-        return catalog.device
-    if catalog.accelerator_types() or has_gpu() or _cluster_has_gpu():
-        return "gpu"
-    return "cpu"
+    return runtime.pick_device(catalog.device, bool(catalog.accelerator_types()))
 
 
 def _model_source(entry: ModelEntry) -> str:
@@ -107,7 +83,7 @@ def llm_config_dict(entry: ModelEntry, mode: Mode) -> dict[str, Any]:
     runtime_env = copy.deepcopy(entry.runtime_env)
     if mode == "cpu":
         engine_kwargs.update(CPU_ENGINE_DEFAULTS)
-        env_vars = {k: os.environ.get(k, v) for k, v in CPU_ENV_DEFAULTS.items()}
+        env_vars = runtime.cpu_env()
         env_vars.update(runtime_env.get("env_vars") or {})
         runtime_env["env_vars"] = env_vars
     engine_kwargs.update(entry.engine_kwargs)

@@ -98,11 +98,13 @@ def test_prepare_rows_ids_duplicates_and_resume(tmp_path):
 def test_prepare_rows_fills_sampling_keys_only_some_rows_set(tmp_path):
     spec = _spec(tmp_path)
     w = get_workload("chat")(spec)
-    rows = [{"prompt": "a", "sampling_params": {"repetition_penalty": 1.2}}, {"prompt": "b"}]
+    rows = [{"prompt": "a", "sampling_params": {"repetition_penalty": 1.2, "seed": 7}}, {"prompt": "b"}]
     prep = _prepare_rows(spec, w, rows, done=set())
     sampling = [json.loads(it["_sampling"]) for it in prep.items]
-    assert sampling[0]["repetition_penalty"] == 1.2
+    assert sampling[0]["repetition_penalty"] == 1.2 and sampling[0]["seed"] == 7
     assert sampling[1]["repetition_penalty"] == 1.0  # vLLM's default, not null
+    # No null seed: Arrow would turn the int column into floats, which vLLM's engine rejects.
+    assert isinstance(sampling[1]["seed"], int)
     assert set(sampling[0]) == set(sampling[1])
 
 
