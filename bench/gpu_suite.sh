@@ -99,11 +99,12 @@ stage_batch_extra() {
   if [[ -n ${BENCH_WARM_CASES:-raw job-tuned} && $(left) -gt 300 ]]; then
     local wargs=()
     for c in ${BENCH_WARM_CASES:-raw job-tuned}; do wargs+=(--case "$c"); done
-    bounded "$PY" -m bench.batch_bench --preset gpu "${wargs[@]}" --warm-cache --work "$WORK/batch" \
+    bounded "$PY" -m bench.batch_bench --preset gpu "${wargs[@]}" --work "$WORK/batch" \
       --log-dir "$WORK/warm/logs" --deadline "$(deadline 130)" --end-by "$(deadline 15)" \
       --label "a'': warm compile cache (the caches of the cold runs reused)" --out "$OUT/batch-gpu-warm.json"
   fi
   pack_logs extra "$WORK/extra/logs"
+  pack_logs warm "$WORK/warm/logs"
 }
 
 stage_scale() {

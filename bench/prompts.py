@@ -36,26 +36,34 @@ def templated_token_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
 def make_rows(tokenizer, n: int, input_tokens: int = 200, seed: int = 0) -> list[dict[str, Any]]:
     vocab = words()
     rng = random.Random(seed)
-    base = templated_token_ids(tokenizer, _messages("x"))  # "x" is one byte token
-    overhead = len(base) - 1
-    rows = []
-    for i in range(n):
+    # The template around the user text, rendered once (a sentinel stands for the text).
+    sentinel = "\u2063SENTINEL\u2063"
+    rendered = tokenizer.apply_chat_template(_messages(sentinel), tokenize=False, add_generation_prompt=True)
+    head, tail = rendered.split(sentinel)
+    overhead = len(templated_token_ids(tokenizer, _messages("x"))) - 1  # "x" is one byte token
+    texts = []
+    for _ in range(n):
         first = rng.choice(vocab)  # no leading space: one token per byte; each later word is one token
         k = max(input_tokens - overhead - len(first.encode()), 0)
-        picks = [first] + [rng.choice(vocab) for _ in range(k)]
-        text = " ".join(picks)
-        ids = templated_token_ids(tokenizer, _messages(text))
-        # The first word is split into bytes (no leading space): drop words until it fits.
-        while len(ids) > input_tokens and len(picks) > 1:
-            picks.pop()
-            text = " ".join(picks)
-            ids = templated_token_ids(tokenizer, _messages(text))
-        while len(ids) < input_tokens:
-            picks.append(rng.choice(vocab))
-            text = " ".join(picks)
-            ids = templated_token_ids(tokenizer, _messages(text))
-        rows.append({"id": f"p{i:05d}", "messages": _messages(text), "n_prompt_tokens": len(ids)})
+        texts.append(" ".join([first] + [rng.choice(vocab) for _ in range(k)]))
+    lengths = [len(ids) for ids in tokenizer([head + t + tail for t in texts], add_special_tokens=False)["input_ids"]]
+    rows = []
+    for i, (text, length) in enumerate(zip(texts, lengths, strict=True)):
+        if length != input_tokens:  # other tokenizers (not the dummy's): adjust word by word
+            text, length = _fit(tokenizer, text.split(" "), input_tokens, rng, vocab)
+        rows.append({"id": f"p{i:05d}", "messages": _messages(text), "n_prompt_tokens": length})
     return rows
+
+
+def _fit(tokenizer, picks: list[str], target: int, rng: random.Random, vocab: list[str]) -> tuple[str, int]:
+    ids = templated_token_ids(tokenizer, _messages(" ".join(picks)))
+    while len(ids) > target and len(picks) > 1:
+        picks.pop()
+        ids = templated_token_ids(tokenizer, _messages(" ".join(picks)))
+    while len(ids) < target:
+        picks.append(rng.choice(vocab))
+        ids = templated_token_ids(tokenizer, _messages(" ".join(picks)))
+    return " ".join(picks), len(ids)
 
 
 def _messages(user: str) -> list[dict[str, str]]:

@@ -256,15 +256,30 @@ def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         return 0, str(e)
 
 
+def _post(url: str, payload: dict[str, Any], timeout: float) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - local URL
+            return r.status, r.read().decode(errors="replace")
+    except Exception as e:  # noqa: BLE001
+        return 0, str(e)
+
+
 def wait_ready(base_url: str, proc, timeout_s: float) -> float | None:
-    """Seconds until /v1/models lists the model, or None (process died / timeout)."""
+    """Seconds until a one-token chat completion succeeds, or None (process died / timeout).
+
+    /v1/models alone is not enough: our ingress lists the model while the engine still starts.
+    """
     t0 = time.time()
+    probe = {"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
     while time.time() - t0 < timeout_s:
         if proc.poll() is not None:
             return None
         status, body = _get(f"{base_url}/v1/models")
         if status == 200 and MODEL_ID in body:
-            return time.time() - t0
+            status, _ = _post(f"{base_url}/v1/chat/completions", probe, timeout=30)
+            if status == 200:
+                return time.time() - t0
         time.sleep(1.0)
     return None
 

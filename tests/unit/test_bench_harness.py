@@ -82,7 +82,11 @@ def test_job_spec_is_valid_for_the_jobs_package(tiny_model, tmp_path):
     for _name, (_kind, sets) in batch_bench.NAMED_CASES.items():
         JobSpec.from_dict(apply_overrides(json.loads(json.dumps(spec)), sets))
     parsed = JobSpec.from_dict(apply_overrides(spec, batch_bench.TUNED_SETS))
-    assert parsed.engine.batch_size == 128 and parsed.engine.engine_kwargs["max_num_seqs"] == 1024
+    assert (
+        parsed.engine.batch_size == 64
+        and parsed.engine.max_concurrent_batches == 18
+        and parsed.engine.engine_kwargs["max_num_seqs"] == 1024
+    )
     assert parsed.sampling.model_extra == {"ignore_eos": True}
 
 
