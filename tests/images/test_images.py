@@ -15,6 +15,7 @@ tests also run the batch job inside that image (the offline build path of docs/q
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -513,3 +514,46 @@ def test_the_build_context_alone_builds_our_wheel(tmp_path):
     ]
     missing = sorted(set(wanted) - names)
     assert not missing, f"the image's wheel would lack: {missing}"
+
+
+SERVE_IN_IMAGE = r"""
+set -e
+cat > /tmp/catalog.yaml <<'Y'
+device: cpu
+models:
+  - model_id: smollm2-135m-instruct
+    source: /opt/kuberay-llm/models/smollm2-135m-instruct
+    autoscaling: {min_replicas: 1, max_replicas: 1}
+Y
+python -m serve_apps serve --catalog /tmp/catalog.yaml --host 127.0.0.1 --port 18000 > /tmp/serve.log 2>&1 &
+python - <<'P'
+import json, time, urllib.request
+for _ in range(120):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:18000/v1/models", timeout=2)
+        break
+    except Exception:
+        time.sleep(5)
+req = urllib.request.Request(
+    "http://127.0.0.1:18000/v1/chat/completions",
+    data=json.dumps({"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "Hello!"}],
+                     "max_tokens": 16, "temperature": 0}).encode(),
+    headers={"Content-Type": "application/json", "X-Request-Id": "image-test-1"},
+)
+resp = urllib.request.urlopen(req, timeout=600)
+print("x-request-id:", resp.headers.get("x-request-id"))
+print(resp.read().decode())
+P
+grep -rh "image-test-1" /tmp/ray/session_latest/logs/serve/ | head -3
+"""
+
+
+@needs_built_image
+def test_built_image_serves_the_openai_api_with_request_ids():
+    """serve_apps.app (what the RayService runs) inside the image, offline: a chat completion, and its request id in Serve's logs."""
+    res = _run_in_image("bash", "-lc", SERVE_IN_IMAGE, timeout=1200)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    assert "x-request-id: image-test-1" in res.stdout
+    body = json.loads(next(line for line in res.stdout.splitlines() if line.startswith("{")))
+    assert body["choices"][0]["message"]["content"].strip()
+    assert "image-test-1 -- POST /v1/chat/completions 200" in res.stdout
