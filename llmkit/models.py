@@ -88,9 +88,13 @@ def _convert_gguf(gguf: Path, dest: Path) -> None:
 
 
 def provision_builtin(name: str) -> Path:
-    """Return the cached safetensors dir of a builtin model, converting it on first use."""
+    """Return the safetensors dir of a builtin model: baked into the image, or cached (converted on first use)."""
     if name not in _BUILTINS:
         raise ValueError(f"unknown builtin model {name!r}; known: {', '.join(builtin_names())}")
+    # Images bake models outside ~/.cache, which the chart mounts as an empty volume.
+    baked = os.environ.get("KRLLM_BAKED_DIR")
+    if baked and (Path(baked) / name / "config.json").is_file():
+        return Path(baked) / name
     dest = cache_root() / "models" / name
     if (dest / "config.json").is_file() and any(dest.glob("*.safetensors")):
         return dest
