@@ -340,6 +340,7 @@ def _base_schema(names: list[str]) -> dict[str, Any]:
                     "catalog": model_catalog_schema(),
                     "appName": {"type": "string", "pattern": r"^[A-Za-z0-9_-]+$"},
                     "routePrefix": {"type": "string", "pattern": "^/"},
+                    "logEncoding": {"enum": ["JSON", "TEXT"]},
                     "workerGroups": {
                         "type": "object",
                         "propertyNames": {"enum": [*names, "cpu"]},
@@ -668,6 +669,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["generate", "check", "manifests"])
     parser.add_argument("--no-manifests", action="store_true", help="chart files only")
     args = parser.parse_args(argv)
+    if args.command == "generate" and not args.no_manifests:
+        # Manifests render through the chart's schema, so the chart's own files go first.
+        main(["generate", "--no-manifests"])
     if args.command == "manifests":
         files = {MANIFESTS / k: v for k, v in manifests().items()}
     else:
