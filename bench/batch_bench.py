@@ -57,6 +57,9 @@ NAMED_CASES: dict[str, tuple[str, list[str]]] = {
     "job-faststart": ("job", FASTSTART_SETS),
     "job-2gpu": ("job", ["engine.concurrency=2"]),
     "job-tuned-2gpu": ("job", TUNED_SETS + ["engine.concurrency=2"]),
+    # concurrency: 2 reaches Ray Data LLM as an autoscaling pool of 1..2 engines (ray 2.58 and 2.60):
+    # the second engine starts only once the first is saturated. [2, 2] is a fixed pool of two.
+    "job-tuned-2gpu-fixed": ("job", TUNED_SETS + ["engine.concurrency=[2,2]"]),
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
