@@ -90,11 +90,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": "builtin:smollm2-135m-instruct",
         "n": 200,
         "input_tokens": 200,
-        "max_tokens": 128,
+        "max_tokens": 64,
         "device": "cpu",
         "raw_kwargs": "cpu-defaults",
         "job_engine_kwargs": {},
-        "timeout_s": 1200,
+        "timeout_s": 1500,
     },
 }
 

@@ -110,7 +110,7 @@ stage_batch_extra() {
 stage_scale() {
   echo "== scale ($(left) s left)"
   nvidia-smi -L || true
-  local cases=${BENCH_SCALE_CASES:-job-tuned job-tuned-2gpu}
+  local cases=${BENCH_SCALE_CASES:-job-tuned job-tuned-2gpu-fixed}
   local args=()
   for c in $cases; do args+=(--case "$c"); done
   bounded "$PY" -m bench.batch_bench --preset gpu --n "${BENCH_SCALE_N:-6000}" "${args[@]}" --work "$WORK/scale" \

@@ -57,6 +57,11 @@ def make_rows(tokenizer, n: int, input_tokens: int = 200, seed: int = 0) -> list
 
 def _fit(tokenizer, picks: list[str], target: int, rng: random.Random, vocab: list[str]) -> tuple[str, int]:
     ids = templated_token_ids(tokenizer, _messages(" ".join(picks)))
+    if len(ids) > target and len(picks) > 1:  # cut in proportion first, then word by word
+        per_word = len(ids) / len(picks)
+        keep = max(1, int(len(picks) - (len(ids) - target) / per_word))
+        picks = picks[:keep]
+        ids = templated_token_ids(tokenizer, _messages(" ".join(picks)))
     while len(ids) > target and len(picks) > 1:
         picks.pop()
         ids = templated_token_ids(tokenizer, _messages(" ".join(picks)))
