@@ -20,9 +20,23 @@ pytestmark = pytest.mark.local
 def test_batch_dry_run_times_raw_vllm_and_our_job(tmp_path):
     out = tmp_path / "batch-dry.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.batch_bench", "--dry-run", "--n", "4", "--work", str(tmp_path / "w"),
-         "--out", str(out)],
-        cwd=REPO, env=child_env({"VLLM_CPU_KVCACHE_SPACE": "1"}), capture_output=True, text=True, timeout=1500,
+        [
+            sys.executable,
+            "-m",
+            "bench.batch_bench",
+            "--dry-run",
+            "--n",
+            "4",
+            "--work",
+            str(tmp_path / "w"),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        env=child_env({"VLLM_CPU_KVCACHE_SPACE": "1"}),
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
