@@ -28,11 +28,12 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            **current(),
         }
+        # Ids Ray puts on records (its own job id, Serve's request id), then ours, which win.
         for key in ("job_id", "request_id"):
-            if hasattr(record, key):
+            if getattr(record, key, None):
                 entry[key] = getattr(record, key)
+        entry.update(current())
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

@@ -21,6 +21,10 @@ MODEL_B = "smollm2-b"
 ENV_KEY = "test-key-from-env"
 FILE_KEY = "test-key-from-file"
 KEYS_ENV_VAR = "KRLLM_SERVE_TEST_API_KEYS"
+# Ray workers (the ingress replica among them) inherit the environment of the process that
+# starts Ray, which may be another fixture earlier in the session: set the key at import time,
+# during collection, before any Ray starts.
+os.environ[KEYS_ENV_VAR] = ENV_KEY
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,6 @@ def local_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServe
 
     key_file = tmp_path_factory.mktemp("serve-auth") / "keys.txt"
     key_file.write_text(f"# test keys\n{FILE_KEY}\n")
-    # Set before Ray starts, so the ingress replica inherits it.
-    os.environ[KEYS_ENV_VAR] = ENV_KEY
     ray_was_up = ray.is_initialized()
     port = free_port()
     t0 = time.monotonic()
