@@ -15,7 +15,7 @@ import json
 import logging
 import posixpath
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -180,19 +180,10 @@ class PartWriter:
             return None
         name = f"part-{self.seq:05d}-{self.run}.{'parquet' if self.fmt == 'parquet' else 'jsonl'}"
         self.seq += 1
-        final = join(self.dir, name)
-        local = isinstance(self.fs, pafs.LocalFileSystem)
-        target = join(self.dir, f".tmp-{name}") if local else final
         if self.fmt == "parquet":
-            with self.fs.open_output_stream(target) as f:
-                pq.write_table(rows_to_table(rows), f)
-        else:
-            payload = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-            with self.fs.open_output_stream(target) as f:
-                f.write(payload.encode("utf-8"))
-        if local:
-            self.fs.move(target, final)
-        return final
+            return publish(self.fs, self.dir, name, lambda f: pq.write_table(rows_to_table(rows), f))
+        payload = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows).encode("utf-8")
+        return publish(self.fs, self.dir, name, lambda f: f.write(payload))
 
 
 def list_parts(root: str, subdir: str) -> list[str]:
@@ -235,17 +226,27 @@ def finished_ids(root: str) -> set[str]:
     return done
 
 
+def publish(fs: pafs.FileSystem, folder: str, name: str, write: Callable[[Any], Any]) -> str:
+    """Write ``folder/name`` so that readers see all of it or nothing.
+
+    Locally: a hidden temp file, then a rename. Object stores publish an object only when
+    its upload completes, so there the final name is written directly.
+    """
+    final = join(folder, name)
+    local = isinstance(fs, pafs.LocalFileSystem)
+    target = join(folder, f".tmp-{name}") if local else final
+    with fs.open_output_stream(target) as f:
+        write(f)
+    if local:
+        fs.move(target, final)
+    return final
+
+
 def write_text(root: str, name: str, text: str) -> str:
     fs, base = filesystem(root)
     fs.create_dir(base, recursive=True)
-    path = join(base, name)
-    local = isinstance(fs, pafs.LocalFileSystem)
-    target = join(base, f".tmp-{name}") if local else path
-    with fs.open_output_stream(target) as f:
-        f.write(text.encode("utf-8"))
-    if local:
-        fs.move(target, path)
-    return path
+    data = text.encode("utf-8")
+    return publish(fs, base, name, lambda f: f.write(data))
 
 
 def read_text(root: str, name: str) -> str | None:
