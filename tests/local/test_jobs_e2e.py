@@ -27,8 +27,12 @@ pytestmark = [pytest.mark.local, pytest.mark.usefixtures("ray_local")]
 
 
 def _spec(out: Path, workload: str, **extra) -> JobSpec:
-    base = {"name": workload.replace("_", "-"), "workload": {"name": workload}, "output": {"path": str(out)},
-            "sampling": {"max_tokens": 48}}
+    base = {
+        "name": workload.replace("_", "-"),
+        "workload": {"name": workload},
+        "output": {"path": str(out)},
+        "sampling": {"max_tokens": 48},
+    }
     for key, value in extra.items():
         base[key] = {**base[key], **value} if isinstance(base.get(key), dict) else value
     return JobSpec.from_dict(base)
@@ -45,12 +49,21 @@ def test_chat_answers_and_bad_rows_go_to_errors(tmp_path):
     src.write_text(
         "".join(json.dumps(r) + "\n" for r in good)
         + "{this is not json\n"
-        + json.dumps({"id": "no-prompt", "question_text": "where is my prompt?"}) + "\n"
-        + json.dumps({"id": "too-long", "prompt": long_prompt}) + "\n"
+        + json.dumps({"id": "no-prompt", "question_text": "where is my prompt?"})
+        + "\n"
+        + json.dumps({"id": "too-long", "prompt": long_prompt})
+        + "\n"
     )
     out = tmp_path / "out"
-    summary = jobs.run(_spec(out, "chat", input={"path": str(src), "id_column": "id"},
-                             engine={"engine_kwargs": {"max_model_len": 512}}, sampling={"max_tokens": 64}))
+    summary = jobs.run(
+        _spec(
+            out,
+            "chat",
+            input={"path": str(src), "id_column": "id"},
+            engine={"engine_kwargs": {"max_model_len": 512}},
+            sampling={"max_tokens": 64},
+        )
+    )
     rows, errors = _results(out)
     answers = {r["id"]: r for r in rows}
     assert set(answers) == {r["id"] for r in good}
@@ -129,7 +142,10 @@ def test_openai_batch_round_trip(tmp_path):
 
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
     assert {(e["custom_id"], e["error"]["code"]) for e in errors} == {
-        ("bad-url", "invalid_url"), (None, "invalid_json"), (requests[1]["custom_id"], "duplicate_id")}
+        ("bad-url", "invalid_url"),
+        (None, "invalid_json"),
+        (requests[1]["custom_id"], "duplicate_id"),
+    }
     for e in errors:
         assert set(e) == {"id", "custom_id", "response", "error"} and e["response"] is None
 
@@ -145,8 +161,14 @@ def test_resume_after_a_real_kill(tmp_path, ray_local):
         "engine: {batch_size: 4, max_concurrent_batches: 2}\nsampling: {max_tokens: 24}\n"
     )
     env = {**os.environ, "RAY_ADDRESS": ray_local, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "jobs", "run", "-c", str(config)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs", "run", "-c", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 900
         while not io.list_parts(str(out), io.DATA_DIR):

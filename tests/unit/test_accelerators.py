@@ -33,5 +33,6 @@ def test_unknown_type_is_a_clear_error():
 
 def test_catalog_is_closed():
     with pytest.raises(ConfigError, match="bogus"):
-        AcceleratorCatalog.from_dict({"accelerators": {"L4": {"gpuMemoryGiB": 24, "hourlyPriceUSD": 1,
-                                                              "nodeSelectors": {}, "bogus": 1}}})
+        AcceleratorCatalog.from_dict(
+            {"accelerators": {"L4": {"gpuMemoryGiB": 24, "hourlyPriceUSD": 1, "nodeSelectors": {}, "bogus": 1}}}
+        )

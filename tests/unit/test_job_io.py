@@ -85,8 +85,14 @@ def _spec(tmp_path, **extra):
 def test_prepare_rows_ids_duplicates_and_resume(tmp_path):
     spec = _spec(tmp_path, input={"id_column": "id"})
     w = get_workload("chat")(spec)
-    rows = [{"id": "a", "prompt": "x"}, {"id": "a", "prompt": "dup"}, {"prompt": "no id"},
-            {io.MALFORMED: "bad line", "_raw": "{"}, {"id": "b", "prompt": ""}, {"id": "c", "prompt": "y"}]
+    rows = [
+        {"id": "a", "prompt": "x"},
+        {"id": "a", "prompt": "dup"},
+        {"prompt": "no id"},
+        {io.MALFORMED: "bad line", "_raw": "{"},
+        {"id": "b", "prompt": ""},
+        {"id": "c", "prompt": "y"},
+    ]
     prep = _prepare_rows(spec, w, rows, done={"c"})
     assert [it[io.ROW_ID] for it in prep.items] == ["a"]
     codes = {e[io.ROW_ID]: e["error_code"] for e in prep.errors}

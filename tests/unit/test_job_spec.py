@@ -57,7 +57,9 @@ def test_invalid_specs_name_the_field(tmp_path, yaml_text, field):
 def test_unknown_workload_option_fails_fast(tmp_path):
     from jobs.workloads import get_workload
 
-    spec = JobSpec.from_yaml(_write(tmp_path, "output: {path: x}\nworkload: {name: sentiment, options: {lables: [a]}}\n"))
+    spec = JobSpec.from_yaml(
+        _write(tmp_path, "output: {path: x}\nworkload: {name: sentiment, options: {lables: [a]}}\n")
+    )
     with pytest.raises(ConfigError, match="lables"):
         get_workload("sentiment")(spec)
 
@@ -66,8 +68,13 @@ def test_command_line_overrides(tmp_path):
     path = _write(tmp_path, "output: {path: x}\nengine: {engine_kwargs: {max_model_len: 1024}}\n")
     spec = JobSpec.from_yaml(
         path,
-        ["engine.batch_size=8", "engine.engine_kwargs.enable_chunked_prefill=true", "sampling.stop=[END]",
-         "engine.concurrency=[1, 3]", "output.path=s3://bucket/out"],
+        [
+            "engine.batch_size=8",
+            "engine.engine_kwargs.enable_chunked_prefill=true",
+            "sampling.stop=[END]",
+            "engine.concurrency=[1, 3]",
+            "output.path=s3://bucket/out",
+        ],
     )
     assert spec.engine.batch_size == 8
     assert spec.engine.engine_kwargs == {"max_model_len": 1024, "enable_chunked_prefill": True}
@@ -84,7 +91,9 @@ def test_bad_override_is_a_clear_error(tmp_path):
 
 
 def test_extra_sampling_params_pass_through(tmp_path):
-    spec = JobSpec.from_yaml(_write(tmp_path, "output: {path: x}\nsampling: {repetition_penalty: 1.1, ignore_eos: true}\n"))
+    spec = JobSpec.from_yaml(
+        _write(tmp_path, "output: {path: x}\nsampling: {repetition_penalty: 1.1, ignore_eos: true}\n")
+    )
     dumped = spec.sampling.model_dump()
     assert dumped["repetition_penalty"] == 1.1 and dumped["ignore_eos"] is True
 

@@ -26,8 +26,12 @@ def test_all_seed_workloads_are_registered_with_sample_data():
 
 def test_chat_includes_the_seed_questions():
     prompts = {r["prompt"] for r in _workload("chat").load_dataset()}
-    assert {"What is the weather like today?", "Tell me a joke.", "Give me a motivational quote.",
-            "What is 2+2?"} <= prompts
+    assert {
+        "What is the weather like today?",
+        "Tell me a joke.",
+        "Give me a motivational quote.",
+        "What is 2+2?",
+    } <= prompts
 
 
 def test_chat_template_and_system_prompt():
@@ -82,15 +86,27 @@ def test_creative_tasks():
 
 class TestOpenAIBatch:
     def row(self, **body):
-        return {"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions",
-                "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}], **body}}
+        return {
+            "custom_id": "r1",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}], **body},
+        }
 
     def test_sampling_mapping(self):
         w = _workload("openai_batch")
-        params = w.sampling_overrides(self.row(max_completion_tokens=9, temperature=0.5, stop="X", seed=3,
-                                               response_format={"type": "json_object"}))
-        assert params == {"max_tokens": 9, "temperature": 0.5, "stop": ["X"], "seed": 3,
-                          "structured_outputs": {"json_object": True}}
+        params = w.sampling_overrides(
+            self.row(
+                max_completion_tokens=9, temperature=0.5, stop="X", seed=3, response_format={"type": "json_object"}
+            )
+        )
+        assert params == {
+            "max_tokens": 9,
+            "temperature": 0.5,
+            "stop": ["X"],
+            "seed": 3,
+            "structured_outputs": {"json_object": True},
+        }
 
     @pytest.mark.parametrize(
         ("change", "code"),
@@ -114,8 +130,16 @@ class TestOpenAIBatch:
 
     def test_output_and_error_shapes(self):
         w = _workload("openai_batch")
-        out = w.format_result(self.row(), {"generated_text": "Hello", "num_input_tokens": 3,
-                                           "num_generated_tokens": 2, "finish_reason": "stop", "model": "m"})
+        out = w.format_result(
+            self.row(),
+            {
+                "generated_text": "Hello",
+                "num_input_tokens": 3,
+                "num_generated_tokens": 2,
+                "finish_reason": "stop",
+                "model": "m",
+            },
+        )
         assert out["custom_id"] == "r1" and out["error"] is None
         assert out["response"]["status_code"] == 200
         body = out["response"]["body"]
