@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jobs.spec import JobSpec
@@ -27,7 +27,6 @@ class EngineDefaults:
     max_concurrent_batches: int
     # Ray resources for the light stages (chat template, tokenize, detokenize) and our pre/post maps.
     stage_num_cpus: float
-    env_vars: dict[str, str] = field(default_factory=dict)
 
 
 # vllm-cpu: the shared CPU engine arguments (eager, float32; see llmkit.runtime).
@@ -93,7 +92,7 @@ def max_replicas(spec: JobSpec) -> int:
 
 
 def _runtime_env(device: str) -> dict[str, Any]:
-    env = runtime.cpu_env() if device == "cpu" else dict(defaults_for(device).env_vars)
+    env = runtime.cpu_env() if device == "cpu" else {}
     env.update({k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ})
     return {"env_vars": env}
 
