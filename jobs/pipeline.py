@@ -22,8 +22,9 @@ from typing import Any
 from jobs import io, report
 from jobs.engine import RANDOM_SEED, build_processor, resolve_device, sampling_defaults_for_missing_keys
 from jobs.spec import JobSpec
+from jobs.startup import Warmup
 from jobs.workloads import RowError, Workload, get_workload
-from llmkit import logs, models
+from llmkit import logs, models, runtime
 from llmkit.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -176,6 +177,8 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
     workload = get_workload(spec.workload.name)(spec)
     if spec.workload.name == "openai_batch" and spec.output.format != "jsonl":
         spec = spec.model_copy(update={"output": spec.output.model_copy(update={"format": "jsonl"})})
+    warmup = Warmup()
+    warmup.start_imports(spec.engine.kind)
     done = _prepare_output(spec)
     rows = _records(data) if data is not None else workload.load_dataset()
     prep = _prepare_rows(spec, workload, rows, done)
@@ -199,12 +202,21 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
 
     device = None
     if prep.items:
-        if not ray.is_initialized():
-            ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
-        device = resolve_device(spec)
-        model_source = models.resolve(spec.model.source) if spec.engine.kind == "vllm" else spec.model.source
-        logger.info("engine %s on %s, model %s", spec.engine.kind, device, model_source)
-        _execute(spec, workload, prep, build_processor(spec, model_source, device), data_writer, error_writer, progress)
+        model_source = spec.model.source
+        if spec.engine.kind == "vllm":
+            model_source = models.resolve(spec.model.source)
+            if runtime.pick_device(spec.engine.device, bool(spec.engine.accelerator_type)) == "gpu":
+                warmup.start_model_inspection(model_source)
+        try:
+            if not ray.is_initialized():
+                ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+            device = resolve_device(spec)
+            logger.info("engine %s on %s, model %s", spec.engine.kind, device, model_source)
+            warmup.wait()
+            processor = build_processor(spec, model_source, device)
+            _execute(spec, workload, prep, processor, data_writer, error_writer, progress)
+        finally:
+            warmup.close()
 
     summary = report.finalize(spec, workload, prep.order, prep.skipped, started, progress, device)
     failed_fraction = summary.rows_failed / summary.rows_total if summary.rows_total else 0.0

@@ -318,6 +318,7 @@ def _base_schema(names: list[str]) -> dict[str, Any]:
                     "storageClassName": _STR,
                     "accessModes": {"type": "array", "items": {"type": "string"}},
                     "mountPath": {"type": "string", "pattern": "^/"},
+                    "compileCache": _BOOL,
                 }
             ),
             "podSecurityContext": _OPEN,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -138,10 +139,34 @@ def build_llm_configs(catalog: ModelCatalog, mode: Mode | None = None) -> list[A
     return configs
 
 
+DIRECT_STREAMING_ENV = "RAY_SERVE_LLM_ENABLE_DIRECT_STREAMING"
+
+
+def direct_streaming() -> bool:
+    """Ray's direct streaming (with HAProxy): the LLM server replica is the ingress itself."""
+    return os.environ.get(DIRECT_STREAMING_ENV, "0") == "1"
+
+
 def build_app(args: dict[str, Any] | AppArgs):
     """Serve application builder: ``import_path: serve_apps.app:build_app``."""
     from serve_apps.ingress import build_ingress
 
     app_args = args if isinstance(args, AppArgs) else AppArgs.from_dict(dict(args or {}), source="app args")
     catalog = app_args.load_catalog()
-    return build_ingress(build_llm_configs(catalog), catalog.auth)
+    configs = build_llm_configs(catalog)
+    if direct_streaming():
+        return _build_direct(configs, catalog)
+    return build_ingress(configs, catalog.auth)
+
+
+def _build_direct(configs: list[Any], catalog: ModelCatalog):
+    # vLLM's own OpenAI app answers on the replica, so our ingress (API keys, OpenAI-shaped
+    # errors for the routes it adds) is not in the path: only what it can serve alone is allowed.
+    if len(configs) != 1:
+        raise ConfigError(f"{DIRECT_STREAMING_ENV}=1 serves exactly one model; the catalog has {len(configs)}")
+    if catalog.auth.enabled:
+        raise ConfigError(f"{DIRECT_STREAMING_ENV}=1 bypasses our ingress, so auth.enabled must be false")
+    from ray.serve.llm import build_openai_app
+
+    logger.info("direct streaming: model %s is served by its LLM server replicas directly", configs[0].model_id)
+    return build_openai_app({"llm_configs": configs})

@@ -32,6 +32,31 @@ def test_model_cache_claim(scenarios):
     assert vol["persistentVolumeClaim"]["claimName"] == "models-efs"
 
 
+def _env(pod_spec):
+    return {e["name"]: e.get("value") for c in pod_spec["containers"] for e in c.get("env", [])}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "cache_root"), [("gke-l4", "/cache/vllm"), ("eks-a10g", "/cache/vllm"), ("default", None)]
+)
+def test_compile_caches_live_on_the_model_cache_volume(scenarios, scenario, cache_root):
+    r = scenarios[scenario]
+    for cr in r.kind("RayService") + r.kind("RayJob"):
+        spec = cr["spec"]["rayClusterConfig"] if cr["kind"] == "RayService" else cr["spec"]["rayClusterSpec"]
+        pods = [spec["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"] for g in spec["workerGroupSpecs"]]
+        for pod in pods:
+            env = _env(pod)
+            want = cache_root or "/home/ray/.cache/vllm"
+            assert env["VLLM_CACHE_ROOT"] == want
+            assert env["TRITON_CACHE_DIR"] == want.replace("/vllm", "/triton")
+
+
+def test_compile_cache_can_stay_pod_local(render):
+    proc = render(sets=["kuberay-operator.enabled=false", "modelCache.enabled=true", "modelCache.compileCache=false"])
+    assert proc.returncode == 0, proc.stderr
+    assert 'value: "/home/ray/.cache/vllm"' in proc.stdout and 'value: "/cache/vllm"' not in proc.stdout
+
+
 def test_network_policy(scenarios):
     np = scenarios["eks-a10g"].one("NetworkPolicy")
     assert np["spec"]["podSelector"]["matchLabels"] == {

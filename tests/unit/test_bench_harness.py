@@ -83,8 +83,8 @@ def test_job_spec_is_valid_for_the_jobs_package(tiny_model, tmp_path):
         JobSpec.from_dict(apply_overrides(json.loads(json.dumps(spec)), sets))
     parsed = JobSpec.from_dict(apply_overrides(spec, batch_bench.TUNED_SETS))
     assert (
-        parsed.engine.batch_size == 64
-        and parsed.engine.max_concurrent_batches == 18
+        parsed.engine.batch_size == 128
+        and parsed.engine.max_concurrent_batches == 16
         and parsed.engine.engine_kwargs["max_num_seqs"] == 1024
     )
     assert parsed.sampling.model_extra == {"ignore_eos": True}
@@ -257,3 +257,67 @@ def test_report_tables_and_png(tmp_path):
     table = report.build(tmp_path)
     assert "| job | 110.0 |" in table and "| ours | 9,300 |" in table and "skipped (deadline)" in table
     assert (tmp_path / "batch-x.png").stat().st_size > 1000 and (tmp_path / "serve-x.png").stat().st_size > 1000
+
+
+def _job_case(name: str, total: float, tok_s: float, engines: int, rows: int = 16000) -> dict:
+    per = {str(i): {"rows": rows // engines, "seconds": 10.0} for i in range(engines)}
+    return {
+        "case": name,
+        "kind": "job",
+        "total_s": total,
+        "rows": rows,
+        "steady_output_tok_s": tok_s,
+        "sum_engine_output_tok_s": tok_s * 1.02 if engines > 1 else None,
+        "generation_window": {"per_engine": per},
+    }
+
+
+def test_scaling_and_rerun_comparisons(tmp_path):
+    cases = {
+        "raw": {"case": "raw", "kind": "raw", "total_s": 100.0, "steady_output_tok_s": 15000.0},
+        "raw-rerun": {"case": "raw-rerun", "kind": "raw", "total_s": 60.0, "steady_output_tok_s": 15000.0},
+        "job": _job_case("job", 300.0, 15000.0, 1),
+        "job-rerun": _job_case("job-rerun", 80.0, 15100.0, 1),
+        "job-2gpus": _job_case("job-2gpus", 200.0, 29000.0, 2),
+        "job-4gpus": _job_case("job-4gpus", 150.0, 54000.0, 4),
+        "job-other-rows": _job_case("job-other-rows", 150.0, 54000.0, 4, rows=2000),
+    }
+    comp = batch_bench.compare(cases)
+    assert (
+        comp["job-rerun"]["total_ratio"] == pytest.approx(1.25)
+        and comp["job-rerun"]["total_ratio_vs_raw_rerun"] == 0.75
+    )
+    assert comp["job-2gpus"]["steady_ratio_vs_1gpu"] == pytest.approx(1.933, abs=1e-3)
+    assert comp["job-2gpus"]["meets"] == {"steady_ratio_vs_1gpu": True} and comp["job-2gpus"]["baseline"] == "job"
+    assert (
+        comp["job-4gpus"]["steady_ratio_vs_1gpu"] == pytest.approx(3.6)
+        and not comp["job-4gpus"]["meets"]["steady_ratio_vs_1gpu"]
+    )
+    assert "job-other-rows" not in comp, "no single-engine run of the same rows to compare with"
+    # Parts run side by side on separate GPUs merge into one result with the comparisons redone.
+    for part, names in (("s1", ["job"]), ("s2", ["job-2gpus"]), ("s4", ["job-4gpus"])):
+        common.write_json(tmp_path / f"{part}.json", {"label": part, "env": {}, "cases": {n: cases[n] for n in names}})
+    out = tmp_path / "merged.json"
+    batch_bench.main(["--merge", str(out), *(str(tmp_path / f"{p}.json") for p in ("s1", "s2", "s4")), "--label", "c"])
+    merged = json.loads(out.read_text())
+    assert set(merged["comparison"]) == {"job-2gpus", "job-4gpus"} and merged["cases"]["job"]["part"] == "s1.json"
+    table = report.targets_table({"batch-scale": merged})
+    assert "4 GPUs ÷ 1 GPU | ≥ 3.7× | 3.60× | **no**" in table and "2 GPUs ÷ 1 GPU | ≥ 1.9× | 1.93× | yes" in table
+
+
+def test_side_by_side_cases_see_only_their_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,2")
+    assert common.visible_gpus() == ["1", "2"] and common._smi_select() == ["-i", "1,2"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert common._smi_select() == []
+
+
+def test_serve_results_merge(tmp_path):
+    def server(kind, tps, t50):
+        return {"kind": kind, "load": {"output_tok_s": tps, "ttft_ms": {"p50": t50}}}
+
+    common.write_json(tmp_path / "b.json", {"env": {}, "servers": {"bare": server("bare", 9000.0, 400.0)}})
+    common.write_json(tmp_path / "h.json", {"env": {}, "servers": {"ours-haproxy": server("ours", 9450.0, 380.0)}})
+    serve_bench.main(["--merge", str(tmp_path / "m.json"), str(tmp_path / "b.json"), str(tmp_path / "h.json")])
+    merged = json.loads((tmp_path / "m.json").read_text())
+    assert merged["comparison"]["ours-haproxy"]["throughput_ratio"] == 1.05

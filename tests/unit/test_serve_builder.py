@@ -128,3 +128,21 @@ def test_device_auto() -> None:
     assert resolve_mode(catalog(device="gpu", models=[{"model_id": "m"}])) == "gpu"
     expected = "gpu" if has_gpu() else "cpu"
     assert resolve_mode(catalog(models=[{"model_id": "m"}])) == expected
+
+
+def test_direct_streaming_serves_one_model_without_our_ingress(monkeypatch) -> None:
+    from serve_apps.app import DIRECT_STREAMING_ENV, build_app
+
+    monkeypatch.setenv(DIRECT_STREAMING_ENV, "1")
+    two = {"device": "cpu", "models": [{"model_id": "a", "source": "org/m"}, {"model_id": "b", "source": "org/m"}]}
+    with pytest.raises(ConfigError, match="exactly one model; the catalog has 2"):
+        build_app({"catalog": two})
+    keyed = {"device": "cpu", "models": [{"model_id": "a", "source": "org/m"}], "auth": {"enabled": True}}
+    with pytest.raises(ConfigError, match="auth.enabled must be false"):
+        build_app({"catalog": keyed})
+    one = {"device": "cpu", "models": [{"model_id": "a", "source": "org/m"}]}
+    app = build_app({"catalog": one})
+    # Ray builds it (direct streaming proper needs the variable in Ray's own processes too).
+    assert type(app).__name__ == "Application"
+    monkeypatch.setenv(DIRECT_STREAMING_ENV, "0")
+    assert type(build_app({"catalog": two})).__name__ == "Application"

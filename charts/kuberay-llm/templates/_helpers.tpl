@@ -74,8 +74,11 @@ Volumes and mounts shared by every Ray pod.
   value: {{ printf "%s/huggingface" $cache | quote }}
 - name: XDG_CACHE_HOME
   value: /home/ray/.cache
+{{- $compile := ternary $cache "/home/ray/.cache" (and .Values.modelCache.enabled .Values.modelCache.compileCache) }}
+- name: VLLM_CACHE_ROOT
+  value: {{ printf "%s/vllm" $compile | quote }}
 - name: TRITON_CACHE_DIR
-  value: /home/ray/.cache/triton
+  value: {{ printf "%s/triton" $compile | quote }}
 - name: VLLM_CONFIG_ROOT
   value: /home/ray/.cache/vllm-config
 - name: VLLM_NO_USAGE_STATS
