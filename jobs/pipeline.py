@@ -20,7 +20,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from jobs import io, report
-from jobs.engine import RANDOM_SEED, build_processor, resolve_device, sampling_defaults_for_missing_keys
+from jobs.engine import (
+    RANDOM_SEED,
+    batch_size_for,
+    build_processor,
+    resolve_device,
+    sampling_defaults_for_missing_keys,
+)
 from jobs.spec import JobSpec
 from jobs.startup import Warmup
 from jobs.workloads import RowError, Workload, get_workload
@@ -214,7 +220,8 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
             logger.info("engine %s on %s, model %s", spec.engine.kind, device, model_source)
             warmup.wait()
             processor = build_processor(spec, model_source, device)
-            _execute(spec, workload, prep, processor, data_writer, error_writer, progress)
+            blocks = _num_blocks(len(prep.items), batch_size_for(spec, device))
+            _execute(spec, workload, prep, processor, blocks, data_writer, error_writer, progress)
         finally:
             warmup.close()
 
@@ -228,11 +235,17 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
     return summary
 
 
-def _execute(spec, workload, prep: _Prepared, processor, data_writer, error_writer, progress) -> None:
+def _num_blocks(rows: int, batch_size: int, most: int = 10_000) -> int:
+    """One block per engine batch, so each Ray Data task is one whole batch (80-row blocks made
+    128 + 32 batches) and tasks are small enough to spread evenly over the engines."""
+    return max(1, min(-(-rows // batch_size), most))
+
+
+def _execute(spec, workload, prep: _Prepared, processor, blocks: int, data_writer, error_writer, progress) -> None:
     import ray
 
     items = {it[io.ROW_ID]: it for it in prep.items}
-    ds = ray.data.from_items(prep.items, override_num_blocks=max(1, min(len(prep.items) // 8, 200)))
+    ds = ray.data.from_items(prep.items, override_num_blocks=blocks)
     ok_buf: list[dict[str, Any]] = []
     err_buf: list[dict[str, Any]] = []
     last_flush = time.monotonic()
