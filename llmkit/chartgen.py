@@ -342,6 +342,8 @@ def _base_schema(names: list[str]) -> dict[str, Any]:
                     "appName": {"type": "string", "pattern": r"^[A-Za-z0-9_-]+$"},
                     "routePrefix": {"type": "string", "pattern": "^/"},
                     "logEncoding": {"enum": ["JSON", "TEXT"]},
+                    "haproxy": _obj({"enabled": _BOOL, "maxConnections": _int(1)}),
+                    "directStreaming": _BOOL,
                     "workerGroups": {
                         "type": "object",
                         "propertyNames": {"enum": [*names, "cpu"]},

@@ -118,3 +118,22 @@ def test_secret_value_is_not_a_value(render):
 
 def test_latest_tag_refused(render):
     assert "tag" in _fails(render, {"image": {"tag": "latest"}})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"serving": {"directStreaming": True, "haproxy": {"enabled": False}}}, "needs serving.haproxy.enabled"),
+        (
+            {"serving": {"directStreaming": True, "catalog": {"models": [{"model_id": "a"}, {"model_id": "b"}]}}},
+            "serves exactly one model; serving.catalog.models has 2",
+        ),
+        (
+            {"serving": {"directStreaming": True, "apiKeys": {"existingSecret": "keys"}}},
+            "bypasses the router that checks API keys",
+        ),
+        ({"serving": {"haproxy": {"maxConnections": 0}}}, "maxConnections"),
+    ],
+)
+def test_direct_streaming_and_haproxy_limits(render, values, message):
+    assert message in _fails(render, values)

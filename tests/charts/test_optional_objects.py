@@ -80,3 +80,14 @@ def test_monitors(scenarios):
 def test_nothing_optional_by_default(scenarios):
     kinds = {d["kind"] for d in scenarios["default"].docs}
     assert kinds == {"RayService", "NetworkPolicy"}
+
+
+def test_serve_ingress_settings(scenarios, render):
+    env = _env(scenarios["default"].one("RayService")["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"])
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1" and env["RAY_SERVE_HAPROXY_MAXCONN"] == "20000"
+    assert "RAY_SERVE_LLM_ENABLE_DIRECT_STREAMING" not in env
+    proc = render(sets=["kuberay-operator.enabled=false", "serving.directStreaming=true"])
+    assert proc.returncode == 0, proc.stderr
+    assert "RAY_SERVE_LLM_ENABLE_DIRECT_STREAMING" in proc.stdout
+    proc = render(sets=["kuberay-operator.enabled=false", "serving.haproxy.enabled=false"])
+    assert "RAY_SERVE_ENABLE_HA_PROXY" not in proc.stdout

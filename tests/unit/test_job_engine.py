@@ -2,26 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
-from jobs.engine import CPU_DEFAULTS, GPU_DEFAULTS, _VllmPreprocess, engine_kwargs
+from jobs.engine import GPU_DEFAULTS, engine_kwargs
 from jobs.spec import JobSpec
-
-
-def _row(sampling: dict) -> dict:
-    return {"_messages": json.dumps([{"role": "user", "content": "hi"}]), "_sampling": json.dumps(sampling)}
-
-
-def test_engine_stage_rows_skip_vllms_own_detokenization():
-    pre = _VllmPreprocess(GPU_DEFAULTS.sampling)
-    out = pre(_row({"max_tokens": 8, "temperature": 0}))
-    assert out["messages"] == [{"role": "user", "content": "hi"}]
-    assert out["sampling_params"] == {"max_tokens": 8, "temperature": 0, "detokenize": False}
-    # vLLM checks stop strings on the text it detokenizes as it goes.
-    assert "detokenize" not in pre(_row({"stop": ["\n"]}))["sampling_params"]
-    # A row's own setting wins.
-    assert pre(_row({"detokenize": True}))["sampling_params"]["detokenize"] is True
-    assert CPU_DEFAULTS.sampling == GPU_DEFAULTS.sampling == {"detokenize": False}
 
 
 def test_spec_engine_kwargs_override_the_device_defaults():

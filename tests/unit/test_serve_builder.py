@@ -130,7 +130,18 @@ def test_device_auto() -> None:
     assert resolve_mode(catalog(models=[{"model_id": "m"}])) == expected
 
 
-def test_direct_streaming_serves_one_model_without_our_ingress(monkeypatch) -> None:
+@pytest.fixture
+def no_ray_left_behind():
+    """Ray's build_openai_app starts a local Ray instance; later tests start their own."""
+    import ray
+
+    was_up = ray.is_initialized()
+    yield
+    if ray.is_initialized() and not was_up:
+        ray.shutdown()
+
+
+def test_direct_streaming_serves_one_model_without_our_ingress(monkeypatch, no_ray_left_behind) -> None:
     from serve_apps.app import DIRECT_STREAMING_ENV, build_app
 
     monkeypatch.setenv(DIRECT_STREAMING_ENV, "1")

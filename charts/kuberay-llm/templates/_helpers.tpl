@@ -89,6 +89,16 @@ Volumes and mounts shared by every Ray pod.
 # server, median TTFT 1.90x -> 0.78x. Only Serve processes read it.
 - name: RAY_SERVE_THROUGHPUT_OPTIMIZED
   value: "1"
+{{- if .Values.serving.haproxy.enabled }}
+- name: RAY_SERVE_ENABLE_HA_PROXY
+  value: "1"
+- name: RAY_SERVE_HAPROXY_MAXCONN
+  value: {{ .Values.serving.haproxy.maxConnections | quote }}
+{{- end }}
+{{- if .Values.serving.directStreaming }}
+- name: RAY_SERVE_LLM_ENABLE_DIRECT_STREAMING
+  value: "1"
+{{- end }}
 {{- if .Values.hfToken.existingSecret }}
 - name: HF_TOKEN_PATH
   value: /etc/kuberay-llm/hf-token/token
