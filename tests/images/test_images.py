@@ -179,6 +179,17 @@ def context_sources(stage: Stage) -> list[tuple[int, str]]:
     return out
 
 
+def tree_files() -> list[str]:
+    """The repository's files as a build would see them: tracked, plus untracked ones git doesn't ignore."""
+    return subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+
 def find_hadolint() -> str | None:
     for cand in (
         os.environ.get("HADOLINT"),
@@ -217,13 +228,7 @@ def test_context_sources_exist_and_are_not_dockerignored(dockerfile):
     _, stages = parse_dockerfile(dockerfile)
     sources = [s for st in stages for s in context_sources(st)]
     assert sources, "no COPY from the build context?"
-    tracked = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    tracked = tree_files()
     for line, src in sources:
         rel = os.path.normpath(src.strip("/"))
         path = ROOT / rel
@@ -480,13 +485,7 @@ def test_built_image_runs_the_batch_job():
 
 def test_the_build_context_alone_builds_our_wheel(tmp_path):
     """What .dockerignore lets into the context is enough to build the wheel the images install, data files included."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    files = tree_files()
     context = tmp_path / "context"
     for rel in files:
         if (ROOT / rel).is_file() and not is_excluded(rel, RULES):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from bench.common import vllm_server_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,24 +51,9 @@ def vllm_server(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
     port = free_port()
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        model_dir,
-        "--served-model-name",
-        "smollm2",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--enforce-eager",
-        "--dtype",
-        "float32",
-        "--max-model-len",
-        "2048",
-    ]
+    cmd = vllm_server_cmd(
+        model_dir, "smollm2", port, "--enforce-eager", "--dtype", "float32", "--max-model-len", "2048"
+    )
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
