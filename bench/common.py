@@ -243,6 +243,15 @@ def _reap_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def visible_gpus() -> list[str]:
     """nvidia-smi's ``-i`` selection for this process's CUDA_VISIBLE_DEVICES (empty: all GPUs).
 
