@@ -81,7 +81,7 @@ stage_batch() {
 
 stage_serve() {
   echo "== serve ($(left) s left)"
-  local servers=${BENCH_SERVERS:-bare ours ours-tput}
+  local servers=${BENCH_SERVERS:-bare ours-haproxy}
   local args=()
   for s in $servers; do args+=(--server "$s"); done
   bounded "$PY" -m bench.serve_bench --preset gpu "${args[@]}" --work "$WORK/serve" --log-dir "$WORK/serve/logs" \

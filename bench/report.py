@@ -297,7 +297,7 @@ def targets_table(results: dict[str, dict[str, Any]]) -> str:
                 )
             )
     seq, seq_name = None, ""
-    for name in ("ours-tput", "ours", "bare"):
+    for name in ("ours-haproxy", "ours-tput", "ours", "bare"):
         seq = ((serve.get("servers", {}).get(name) or {}).get("sequential") or {}).get("output_tok_s")
         if seq:
             seq_name = name

@@ -114,6 +114,9 @@ def test_case_and_server_parsing():
         "job",
         ["engine.batch_size=8", "engine.concurrency=2"],
     )
+    # The project's defaults, on a Ray cluster that is already up (started by the harness).
+    assert batch_bench.parse_case("job-cluster") == ("job-cluster", "job", [])
+    assert "job-cluster" in batch_bench.ON_RUNNING_CLUSTER
     assert serve_bench.parse_server("ours-tput")[2] == {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
     assert serve_bench.parse_server("v=A=1;B=2") == ("v", "ours", {"A": "1", "B": "2"})
     with pytest.raises(SystemExit):
