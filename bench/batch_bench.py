@@ -202,6 +202,7 @@ def run_raw(
     res["steady_output_tok_s"] = inner["generate_output_tok_s"]
     res["total_output_tok_s"] = round(inner["output_tokens"] / wall, 1)
     res["startup_s"] = round(wall - inner["generate_s"], 3)
+    res.update(common.vllm_init_figures(log))
     return res
 
 
@@ -285,6 +286,7 @@ def run_job(
         res["engine_first_request_after_s"] = round(window["start"] - launched, 3)
         res["generate_s"] = window["seconds"]
         res["startup_s"] = round(window["start"] - launched, 3)
+        res["startup_phases_s"] = common.job_startup_phases(log, launched, window["start"])
         res["after_generation_s"] = round(launched + wall - window["end"], 3)
         if res.get("output_tokens"):
             res["steady_output_tok_s"] = round(res["output_tokens"] / window["seconds"], 1)
@@ -297,6 +299,7 @@ def run_job(
                 )
     if res.get("output_tokens"):
         res["total_output_tok_s"] = round(res["output_tokens"] / wall, 1)
+    res.update(common.vllm_init_figures(log))
     res["ray_tmp"] = str(ray_tmp)
     _collect_engine_log(ray_tmp, log_dir / f"{name}.engine.log")
     shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -384,6 +387,13 @@ def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
             if _engines(r) > 1:
                 continue
             c: dict[str, Any] = {"total_ratio": round(raw["total_s"] / r["total_s"], 3)}
+            if r.get("startup_s") is not None and raw.get("startup_s") is not None:
+                # Why start to finish differs: start-up, split into vLLM's engine init (both pay
+                # it) and everything around it (Ray, the engine actor, the spawned engine core).
+                c["startup_gap_s"] = round(r["startup_s"] - raw["startup_s"], 1)
+                if r.get("engine_init_s") and raw.get("engine_init_s"):
+                    c["engine_init_gap_s"] = round(r["engine_init_s"] - raw["engine_init_s"], 1)
+                    c["gap_outside_engine_init_s"] = round(c["startup_gap_s"] - c["engine_init_gap_s"], 1)
             if r.get("steady_output_tok_s") and raw.get("steady_output_tok_s"):
                 c["steady_ratio"] = round(r["steady_output_tok_s"] / raw["steady_output_tok_s"], 3)
             if name in CACHE_OF and raw_rerun:

@@ -424,3 +424,59 @@ def generation_window(batches: list[dict[str, Any]]) -> dict[str, Any] | None:
     for b in batches:
         per_engine.setdefault(b["pid"], []).append(b)
     return {**window(batches), "per_engine": {str(pid): window(bs) for pid, bs in per_engine.items()}}
+
+
+# Where a job's start-up time goes, read from its stamped driver log (Ray forwards the engine
+# actor's and the engine core's lines). Each phase ends at the first line with its marker.
+_STARTUP_MARKERS: list[tuple[str, tuple[str, ...], str]] = [
+    # (phase, markers, only on lines containing this)
+    ("ray_start", ("Started a local Ray instance", "Connected to Ray cluster"), ""),
+    ("driver_imports_and_processor_build", ("Starting execution of Dataset",), ""),
+    ("engine_actor_start_and_imports", ("Downloading model and tokenizer",), "vLLMEngineStageUDF"),
+    ("engine_actor_init", ("must use the `spawn`",), "vLLMEngineStageUDF"),
+    ("engine_core_spawn_and_imports", ("Initializing a V1 LLM engine",), "EngineCore"),
+    ("engine_init", ("init engine (profile, create kv cache",), "EngineCore"),
+]
+_INIT_RE = re.compile(
+    r"init engine \(profile, create kv cache, warmup model\) took ([\d.]+) s(?: \(compilation: ([\d.]+) s\))?"
+)
+
+
+def job_startup_phases(stamped_log: Path, launched: float, first_request: float | None) -> dict[str, float]:
+    """Seconds per start-up phase, launch -> first request into an engine (phases that left no line are left out)."""
+    try:
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", stamped_log.read_text(errors="replace")).splitlines()
+    except OSError:
+        return {}
+    phases: dict[str, float] = {}
+    previous = launched
+    for phase, markers, scope in _STARTUP_MARKERS:
+        stamp = next(
+            (
+                float(line.split(" | ", 1)[0])
+                for line in lines
+                if " | " in line and (not scope or scope in line) and any(m in line for m in markers)
+            ),
+            None,
+        )
+        if stamp is None or stamp < previous:
+            continue
+        phases[phase] = round(stamp - previous, 3)
+        previous = stamp
+    if first_request is not None and first_request >= previous and phases:
+        phases["engine_ready_to_first_request"] = round(first_request - previous, 3)
+    return phases
+
+
+def vllm_init_figures(log: Path) -> dict[str, float]:
+    """vLLM's own account of its engine init (profile, KV cache, compile, CUDA graphs, warm-up)."""
+    try:
+        m = _INIT_RE.search(log.read_text(errors="replace"))
+    except OSError:
+        return {}
+    if not m:
+        return {}
+    out = {"engine_init_s": float(m.group(1))}
+    if m.group(2):
+        out["torch_compile_s"] = float(m.group(2))
+    return out

@@ -142,6 +142,36 @@ def test_batch_timings_from_a_stamped_driver_log(tmp_path):
     assert w["per_engine"]["222"]["seconds"] == pytest.approx(5.0)
 
 
+def test_job_startup_phases_and_engine_init_from_the_logs(tmp_path):
+    """The lines a GPU job's driver log carries (H200 run, trimmed), and what they add up to."""
+    actor = "\x1b[36m(MapWorker(MapBatches(vLLMEngineStageUDF)) pid=4351)\x1b[0m"
+    log = tmp_path / "job.log"
+    log.write_text(
+        "100.000 | 2026-11-22 16:02:10,330 INFO jobs.io: reading prompts.jsonl (jsonl)\n"
+        "107.500 | 2026-11-22 16:02:17,867\tINFO worker.py:2015 -- Started a local Ray instance.\n"
+        "110.000 | (MapWorker(MapBatches(ChatTemplateUDF)) pid=4357) Downloading model and tokenizer.\n"
+        "117.000 | 2026-11-22 16:02:28,985\tINFO streaming_executor.py:214 -- Starting execution of Dataset d_0.\n"
+        f"135.000 | {actor} Downloading model and tokenizer.\n"
+        f"138.000 | {actor} WARNING [system_utils.py:157] We must use the `spawn` multiprocessing start method.\n"
+        f"152.500 | {actor} (EngineCore pid=4890) INFO [core.py:116] Initializing a V1 LLM engine (v0.26.0)\n"
+        f"193.000 | {actor} (EngineCore pid=4890) INFO [core.py:340] init engine (profile, create kv cache, "
+        "warmup model) took 37.12 s (compilation: 17.33 s)\n"
+    )
+    phases = common.job_startup_phases(log, launched=98.0, first_request=193.5)
+    assert phases == {
+        "ray_start": 9.5,
+        "driver_imports_and_processor_build": 9.5,
+        "engine_actor_start_and_imports": 18.0,  # the engine stage's line, not the chat template's
+        "engine_actor_init": 3.0,
+        "engine_core_spawn_and_imports": 14.5,
+        "engine_init": 40.5,
+        "engine_ready_to_first_request": 0.5,
+    }
+    assert sum(phases.values()) == pytest.approx(193.5 - 98.0)
+    assert common.vllm_init_figures(log) == {"engine_init_s": 37.12, "torch_compile_s": 17.33}
+    assert common.job_startup_phases(tmp_path / "missing.log", 0.0, None) == {}
+
+
 def test_run_logged_stamps_lines(tmp_path):
     import sys
 
@@ -224,6 +254,7 @@ def test_report_tables_and_png(tmp_path):
                 "steady_output_tok_s": 12800.0,
                 "total_output_tok_s": 2560.0,
                 "output_tokens": 256000,
+                "engine_init_s": 40.0,
             },
             "job": {
                 "kind": "job",
@@ -233,12 +264,17 @@ def test_report_tables_and_png(tmp_path):
                 "steady_output_tok_s": 12190.0,
                 "total_output_tok_s": 2327.0,
                 "output_tokens": 256000,
+                "engine_init_s": 38.0,
+                "startup_phases_s": {"ray_start": 8.0, "engine_core_spawn_and_imports": 14.5, "engine_init": 41.0},
             },
             "job-x": {"kind": "job", "skipped": "deadline"},
         },
     }
     batch["comparison"] = batch_bench.compare(batch["cases"])
     assert batch["comparison"]["job"]["total_ratio"] == pytest.approx(0.909, abs=1e-3)
+    # Start-up 5 s longer, though vLLM's own engine init was 2 s shorter: 7 s lie outside it.
+    assert batch["comparison"]["job"]["startup_gap_s"] == 5.0
+    assert batch["comparison"]["job"]["gap_outside_engine_init_s"] == 7.0
     serve = {
         "benchmark": "serve",
         "label": "b",
@@ -255,11 +291,12 @@ def test_report_tables_and_png(tmp_path):
     }
     serve["comparison"] = serve_bench.compare(serve["servers"])
     assert serve["comparison"]["ours"]["meets"] == {"throughput_ratio": True, "ttft_p50_ratio": True}
-    for name, res in (("batch-x", batch), ("serve-x", serve)):
+    for name, res in (("batch-gpu-x", batch), ("serve-x", serve)):
         common.write_json(tmp_path / f"{name}.json", res)
     table = report.build(tmp_path)
     assert "| job | 110.0 |" in table and "| ours | 9,300 |" in table and "skipped (deadline)" in table
-    assert (tmp_path / "batch-x.png").stat().st_size > 1000 and (tmp_path / "serve-x.png").stat().st_size > 1000
+    assert "| vLLM engine core: spawned process, imports | 14.5 |" in table and "+7.0 s of it outside" in table
+    assert (tmp_path / "batch-gpu-x.png").stat().st_size > 1000 and (tmp_path / "serve-x.png").stat().st_size > 1000
 
 
 def _job_case(name: str, total: float, tok_s: float, engines: int, rows: int = 16000) -> dict:
