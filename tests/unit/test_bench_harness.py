@@ -291,12 +291,17 @@ def test_report_tables_and_png(tmp_path):
     }
     serve["comparison"] = serve_bench.compare(serve["servers"])
     assert serve["comparison"]["ours"]["meets"] == {"throughput_ratio": True, "ttft_p50_ratio": True}
-    for name, res in (("batch-gpu-x", batch), ("serve-x", serve)):
+    scale = {**batch, "label": "c", "cases": {"job": {"kind": "job", "rows": 16000, "total_s": 800.0,
+                                                      "total_output_tok_s": 2600.0}}}  # fmt: skip
+    for name, res in (("batch-gpu-x", batch), ("serve-gpu", serve), ("batch-scale", scale)):
         common.write_json(tmp_path / f"{name}.json", res)
     table = report.build(tmp_path)
+    # The long run's start to finish against one request at a time to our app (130 tok/s).
+    assert "| Batch `job` on 16000 prompts (batch-scale) vs one request at a time to `ours`" in table
+    assert "| ≥ 20× | 20.00× | yes |" in table
     assert "| job | 110.0 |" in table and "| ours | 9,300 |" in table and "skipped (deadline)" in table
     assert "| vLLM engine core: spawned process, imports | 14.5 |" in table and "+7.0 s of it outside" in table
-    assert (tmp_path / "batch-gpu-x.png").stat().st_size > 1000 and (tmp_path / "serve-x.png").stat().st_size > 1000
+    assert (tmp_path / "batch-gpu-x.png").stat().st_size > 1000 and (tmp_path / "serve-gpu.png").stat().st_size > 1000
 
 
 def _job_case(name: str, total: float, tok_s: float, engines: int, rows: int = 16000) -> dict:
