@@ -16,20 +16,15 @@ import importlib
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 
 import pytest
 import yaml
 
+from bench.common import free_port
+
 pytestmark = [pytest.mark.charts, pytest.mark.local]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +42,7 @@ def served(scenarios):
         os.environ.setdefault(key, value)
     ray.init(address="local", num_cpus=6, include_dashboard=False, log_to_driver=False)
     try:
-        port = _free_port()
+        port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(builder(app.args), name=app.name, route_prefix=app.route_prefix)
         model = app.args["catalog"]["models"][0]["model_id"]

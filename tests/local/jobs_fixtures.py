@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import vllm_server_cmd
+from bench.common import free_port, vllm_server_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,12 +35,6 @@ def model_dir() -> str:
     from llmkit.models import DEFAULT_MODEL, resolve
 
     return resolve(DEFAULT_MODEL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

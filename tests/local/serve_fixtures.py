@@ -8,13 +8,14 @@ check what happens without one.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from bench.common import free_port
 
 MODEL_A = "smollm2-135m-instruct"
 MODEL_B = "smollm2-b"
@@ -34,12 +35,6 @@ class LocalServe:
     api_key: str
     file_key: str
     models: tuple[str, ...]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_catalog(key_file: Path) -> dict:

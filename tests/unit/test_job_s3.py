@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bench.common import free_port
 from jobs import io
 from jobs.pipeline import run
 from jobs.spec import JobSpec
@@ -15,11 +16,7 @@ moto_server = pytest.importorskip("moto.server", reason="moto[server] is a dev d
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     env = {
