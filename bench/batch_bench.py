@@ -381,7 +381,7 @@ def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
     raw = usable(results.get("raw"))
     raw_rerun = usable(results.get("raw-rerun"))
-    ok = {n: r for n, r in results.items() if r.get("kind") == "job" and not r.get("error") and r.get("total_s")}
+    ok = {n: r for n, r in results.items() if r.get("kind") == "job" and usable(r)}
     if raw:
         for name, r in ok.items():
             if _engines(r) > 1:

@@ -383,14 +383,20 @@ _BATCH_RE = re.compile(
 )
 
 
+def _plain_log(path: Path) -> str | None:
+    """A log's text without the colour codes Ray puts on forwarded worker lines (None: unreadable)."""
+    try:
+        return re.sub(r"\x1b\[[0-9;]*m", "", path.read_text(errors="replace"))
+    except OSError:
+        return None
+
+
 def ray_batch_timings(stamped_log: Path) -> list[dict[str, Any]]:
     """Every finished vLLM batch in a stamped driver log: pid, end (epoch s), size, seconds."""
     found: dict[str, dict[str, Any]] = {}
-    try:
-        text = stamped_log.read_text(errors="replace")
-    except OSError:
+    text = _plain_log(stamped_log)
+    if text is None:
         return []
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # Ray colours the worker prefix
     for bm in _BATCH_RE.finditer(text):
         found.setdefault(
             bm.group("uuid"),
@@ -444,10 +450,10 @@ _INIT_RE = re.compile(
 
 def job_startup_phases(stamped_log: Path, launched: float, first_request: float | None) -> dict[str, float]:
     """Seconds per start-up phase, launch -> first request into an engine (phases that left no line are left out)."""
-    try:
-        lines = re.sub(r"\x1b\[[0-9;]*m", "", stamped_log.read_text(errors="replace")).splitlines()
-    except OSError:
+    text = _plain_log(stamped_log)
+    if text is None:
         return {}
+    lines = text.splitlines()
     phases: dict[str, float] = {}
     previous = launched
     for phase, markers, scope in _STARTUP_MARKERS:
