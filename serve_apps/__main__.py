@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--catalog", default=str(local.DEFAULT_CATALOG), help="Model catalog YAML.")
     p_serve.add_argument("--host", default=local.DEFAULT_HOST)
     p_serve.add_argument("--port", type=int, default=local.DEFAULT_PORT)
+    p_serve.add_argument(
+        "--batches-root",
+        default=local.DEFAULT_BATCHES_ROOT,
+        help="Folder of the Batch API's files and state (/v1/files, /v1/batches); '' turns the Batch API off.",
+    )
 
     p_query = sub.add_parser("query", help="Stream a chat completion with the openai client.")
     p_query.add_argument("prompt", nargs="?", default="Hello!")
@@ -35,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
-            return local.serve_forever(args.catalog, args.host, args.port)
+            return local.serve_forever(args.catalog, args.host, args.port, args.batches_root)
         if args.command == "query":
             return local.query(args.base_url, args.prompt, args.model, args.api_key, args.max_tokens, args.temperature)
         if args.command == "validate":

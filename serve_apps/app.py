@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from llmkit import runtime
 from llmkit.config import ConfigError, StrictModel
 from llmkit.models import resolve
+from serve_apps.batches.config import BatchesConfig
 from serve_apps.catalog import ModelCatalog, ModelEntry
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class AppArgs(StrictModel):
 
     catalog: ModelCatalog | None = Field(default=None, description="The model catalog, inline.")
     catalog_path: str | None = Field(default=None, description="Path of a model catalog YAML file.")
+    batches: BatchesConfig = Field(
+        default_factory=BatchesConfig, description="The OpenAI Batch API (/v1/files, /v1/batches); off by default."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> AppArgs:
@@ -155,8 +159,10 @@ def build_app(args: dict[str, Any] | AppArgs):
     catalog = app_args.load_catalog()
     configs = build_llm_configs(catalog)
     if direct_streaming():
+        if app_args.batches.enabled:
+            raise ConfigError(f"{DIRECT_STREAMING_ENV}=1 bypasses our ingress, so batches.enabled must be false")
         return _build_direct(configs, catalog)
-    return build_ingress(configs, catalog.auth)
+    return build_ingress(configs, catalog.auth, batches=app_args.batches, entries=catalog.models)
 
 
 def _build_direct(configs: list[Any], catalog: ModelCatalog):

@@ -24,17 +24,29 @@ from ray.serve.llm.ingress import OpenAiIngress, make_fastapi_ingress
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve_apps.auth import ApiKeyAuthMiddleware, NoApiKeysError, openai_error, read_api_keys
-from serve_apps.catalog import Auth
+from serve_apps.batches.config import BatchesConfig
+from serve_apps.batches.routes import BATCH_ENDPOINTS, BatchRoutes, batch_api_error_handler
+from serve_apps.batches.service import BatchAPIError
+from serve_apps.catalog import Auth, ModelEntry
 
 logger = logging.getLogger(__name__)
 
 HEALTH_PATH = "/health"
 
 
-class KrllmIngress(OpenAiIngress):
-    """OpenAiIngress with ``GET /health``; checks at start-up that auth has keys."""
+class KrllmIngress(BatchRoutes, OpenAiIngress):
+    """OpenAiIngress with ``GET /health`` and, when enabled, the Batch API; checks at start-up that auth has keys."""
 
-    def __init__(self, llm_deployments: dict, model_cards: dict, *, auth: dict | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        llm_deployments: dict,
+        model_cards: dict,
+        *,
+        auth: dict | None = None,
+        batches: dict | None = None,
+        entries: list[dict] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(llm_deployments, model_cards, **kwargs)
         auth_cfg = Auth.model_validate(auth or {})
         if auth_cfg.enabled and not read_api_keys(auth_cfg.api_keys_env, auth_cfg.api_keys_file):
@@ -43,6 +55,12 @@ class KrllmIngress(OpenAiIngress):
                 "auth.enabled is true but no API key was found in "
                 f"${auth_cfg.api_keys_env or '<unset>'} or file {auth_cfg.api_keys_file or '<unset>'}"
             )
+        batches_cfg = BatchesConfig.model_validate(batches or {})
+        if batches_cfg.enabled:
+            from serve_apps.batches.routes import build_service
+
+            models = {e.model_id: e for e in (ModelEntry.model_validate(d) for d in entries or [])}
+            self.start_batches(build_service(batches_cfg, models, auth_cfg))
 
     async def health(self) -> dict[str, Any]:
         """Liveness of the ingress, open even with auth on (for probes)."""
@@ -85,13 +103,20 @@ def make_fastapi_app(auth: Auth) -> FastAPI:
     app = init()
     app.add_exception_handler(StarletteHTTPException, _http_exception_as_openai_error)
     app.add_exception_handler(RequestValidationError, _validation_error_as_openai_error)
+    app.add_exception_handler(BatchAPIError, batch_api_error_handler)
     if auth.enabled:
         app.add_middleware(ApiKeyAuthMiddleware, api_keys_env=auth.api_keys_env, api_keys_file=auth.api_keys_file)
     return app
 
 
-def build_ingress(llm_configs: list[LLMConfig], auth: Auth) -> Application:
-    """The OpenAI router over one LLMServer deployment per config (as ``build_openai_app``)."""
+def build_ingress(
+    llm_configs: list[LLMConfig],
+    auth: Auth,
+    batches: BatchesConfig | None = None,
+    entries: list[ModelEntry] | None = None,
+) -> Application:
+    """The OpenAI router over one LLMServer deployment per config (as ``build_openai_app``), plus the Batch API."""
+    batches = batches or BatchesConfig()
     llm_deployments = {c.model_id: build_llm_deployment(c) for c in llm_configs}
     model_cards = {c.model_id: to_model_metadata(c.model_id, c) for c in llm_configs}
     lora_paths = {c.model_id: c.lora_config.dynamic_lora_loading_path for c in llm_configs if c.lora_config is not None}
@@ -100,10 +125,13 @@ def build_ingress(llm_configs: list[LLMConfig], auth: Auth) -> Application:
         # The router does no compute; num_cpus 0 lets it sit on a resource-less head node.
         {"ray_actor_options": {"num_cpus": 0}},
     )
-    ingress_cls = make_fastapi_ingress(KrllmIngress, endpoint_map=ENDPOINTS, app=make_fastapi_app(auth))
+    endpoints = {**ENDPOINTS, **BATCH_ENDPOINTS} if batches.enabled else ENDPOINTS
+    ingress_cls = make_fastapi_ingress(KrllmIngress, endpoint_map=endpoints, app=make_fastapi_app(auth))
     return serve.deployment(ingress_cls, **options).bind(
         llm_deployments=llm_deployments,
         model_cards=model_cards,
         lora_paths=lora_paths,
         auth=auth.model_dump(),
+        batches=batches.model_dump(mode="json"),
+        entries=[e.model_dump(mode="json") for e in entries or []],
     )

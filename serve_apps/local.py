@@ -44,10 +44,16 @@ def start(
         os.environ.setdefault(key, value)
     app_args = args if isinstance(args, AppArgs) else AppArgs.from_dict(dict(args), source="app args")
     catalog = app_args.load_catalog()
+    batches = app_args.batches
+    if batches.enabled and batches.runner == "local" and not batches.local.http_url:
+        # Batch jobs (engine http) send their requests to this very endpoint.
+        reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        batches.local.http_url = f"http://{reach}:{port}/v1"
     if not ray.is_initialized():
         # Logical CPUs: each CPU-mode model takes a 2-CPU placement group (replica + engine);
         # these are scheduling tokens, not cores, so a small machine can still hold two models.
-        cpus = num_cpus or max(os.cpu_count() or 1, 2 * len(catalog.models) + 1)
+        # One more for a batch job's light Ray Data stages when the Batch API is on.
+        cpus = num_cpus or max(os.cpu_count() or 1, 2 * len(catalog.models) + 1 + int(batches.enabled))
         # address="local": always a private cluster, never someone else's `ray start`.
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     elif catalog.device == "cpu" and ray.cluster_resources().get("CPU", 0) < 2 * len(catalog.models):
@@ -74,8 +80,15 @@ def stop() -> None:
         ray.shutdown()
 
 
-def serve_forever(catalog_path: str, host: str, port: int) -> int:
-    base_url = start({"catalog_path": catalog_path}, host=host, port=port)
+DEFAULT_BATCHES_ROOT = ".cache/batches"
+
+
+def serve_forever(catalog_path: str, host: str, port: int, batches_root: str | None = DEFAULT_BATCHES_ROOT) -> int:
+    """``make serve``: the catalog, with the Batch API on (files and state under ``batches_root``)."""
+    args: dict[str, Any] = {"catalog_path": catalog_path}
+    if batches_root:
+        args["batches"] = {"enabled": True, "runner": "local", "storage_root": batches_root}
+    base_url = start(args, host=host, port=port)
     print(f"\nServing {catalog_path} at {base_url} (Ctrl-C to stop). Try: make query", flush=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
