@@ -23,6 +23,8 @@ if not CRDS_DIR.is_absolute():
     CRDS_DIR = ROOT / CRDS_DIR
 SCENARIOS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml"))
 CR_KINDS = {"RayService", "RayJob", "RayCluster", "RayCronJob"}
+# The chart names no default image (none is published under a default name); renders here name this one.
+TEST_IMAGE_REPOSITORY = "registry.example.com/kuberay-llm"
 
 
 def need_tool(path: Path) -> Path:

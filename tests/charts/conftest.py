@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_helpers import CHART, HELM, ROOT, SCENARIOS, Rendered, load_values, need_tool
+import yaml
+from chart_helpers import CHART, HELM, ROOT, SCENARIOS, TEST_IMAGE_REPOSITORY, Rendered, load_values, need_tool
 
 from llmkit import chartgen
 
@@ -24,24 +25,37 @@ def chart(helm: Path):
 
 
 @pytest.fixture(scope="session")
-def render(chart: Path):
-    """render(values=..., files=..., sets=...) -> CompletedProcess of `helm template`."""
+def image_values(tmp_path_factory) -> Path:
+    """A values file naming an image, since the chart has no default one; scenario files and values win over it."""
+    path = tmp_path_factory.mktemp("image") / "image-values.yaml"
+    path.write_text(yaml.safe_dump({"image": {"repository": TEST_IMAGE_REPOSITORY}}))
+    return path
 
-    def _render(values: dict[str, Any] | None = None, files: list[Path] = (), sets: list[str] = ()):
-        return chartgen.helm_template(chart, values_files=list(files), values=values, sets=list(sets))
+
+@pytest.fixture(scope="session")
+def render(chart: Path, image_values: Path):
+    """render(values=..., files=..., sets=..., image=True) -> CompletedProcess of `helm template`.
+    image=False leaves out the values file that names an image."""
+
+    def _render(values: dict[str, Any] | None = None, files: list[Path] = (), sets: list[str] = (), image: bool = True):
+        base = [image_values] if image else []
+        return chartgen.helm_template(chart, values_files=[*base, *files], values=values, sets=list(sets))
 
     return _render
 
 
 @pytest.fixture(scope="session")
 def scenarios(render) -> dict[str, Rendered]:
-    """Every ci/*-values.yaml scenario and the chart defaults, rendered once (operator subchart off: offline)."""
+    """Every ci/*-values.yaml scenario and the chart defaults (with an image named, as the chart requires),
+    rendered once (operator subchart off: offline)."""
     out: dict[str, Rendered] = {}
     for name in [*SCENARIOS, "default"]:
         files = [] if name == "default" else [CHART / "ci" / f"{name}-values.yaml"]
         proc = render(files=files, sets=["kuberay-operator.enabled=false"])
         assert proc.returncode == 0, f"helm template {name} failed:\n{proc.stderr}"
-        out[name] = Rendered(name, proc.stdout, load_values(*files))
+        values = load_values(*files)
+        values["image"]["repository"] = values["image"]["repository"] or TEST_IMAGE_REPOSITORY
+        out[name] = Rendered(name, proc.stdout, values)
     return out
 
 

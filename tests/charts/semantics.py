@@ -4,7 +4,6 @@ worker groups must be, computed from the values and the accelerator catalog."""
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from llmkit.accelerators import load_catalog, ray_resource
@@ -59,23 +58,23 @@ def assert_cpu_group(group: dict[str, Any], values: dict[str, Any]) -> None:
     assert group["rayStartParams"]["num-gpus"] == "0"
 
 
-def expected_serving_groups(values: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """accelerator type (or cpu) -> gpus, min, max, from the catalog's models and the pool overrides."""
+def expected_serving_groups(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """group name -> pool, gpus per pod, min, max, from the catalog's models and the pool overrides: one
+    group per accelerator type and GPUs per replica, one replica per pod."""
     catalog = values["serving"]["catalog"]
-    need: dict[str, list[tuple[int, int, int]]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for m in catalog["models"]:
         pool = m.get("accelerator_type") or "cpu"
+        gpus = 0 if pool == "cpu" else m.get("tensor_parallel_size", 1) * m.get("pipeline_parallel_size", 1)
+        name = "cpu" if pool == "cpu" else f"{pool.lower()}-{gpus}gpu"
         a = m.get("autoscaling", {})
-        n = m.get("tensor_parallel_size", 1) * m.get("pipeline_parallel_size", 1)
-        need.setdefault(pool, []).append((n, a.get("min_replicas", 1), a.get("max_replicas", 1)))
-    out = {}
-    for pool, items in need.items():
-        gpus = values["accelerators"].get("pools", {}).get(pool, {}).get("gpus") or max(n for n, _, _ in items)
-        ppr = (lambda n: 1) if pool == "cpu" else (lambda n: math.ceil(n / gpus))  # noqa: B023
-        lo = sum(ppr(n) * mn for n, mn, _ in items)
-        hi = max(sum(ppr(n) * mx for n, _, mx in items), 1)
-        o = values["serving"].get("workerGroups", {}).get(pool, {})
-        out[pool] = {"gpus": gpus, "min": o.get("minReplicas", lo), "max": o.get("maxReplicas", hi)}
+        g = out.setdefault(name, {"pool": pool, "gpus": gpus, "min": 0, "max": 0})
+        g["min"] += a.get("min_replicas", 1)
+        g["max"] += a.get("max_replicas", 1)
+    for g in out.values():
+        o = values["serving"].get("workerGroups", {}).get(g["pool"], {})
+        g["min"] = o.get("minReplicas", g["min"])
+        g["max"] = o.get("maxReplicas", max(g["max"], 1))
     return out
 
 

@@ -1,6 +1,7 @@
 """Bad values fail `helm template` with a message that names the problem."""
 
 import pytest
+import yaml
 from chart_helpers import CHART
 
 pytestmark = pytest.mark.charts
@@ -92,7 +93,8 @@ def test_unknown_accelerator_type_fails_the_template_without_schema(chart, rende
         copy,
         values={
             "kuberay-operator": {"enabled": False},
-            "serving": {"catalog": {"models": [{"model_id": "m", "accelerator_type": "TPU-v9"}]}},
+            "image": {"repository": "registry.example.com/kuberay-llm"},
+            "serving": {"catalog": {"models": [{"model_id": "m", "source": "org/m", "accelerator_type": "TPU-v9"}]}},
         },
     )
     assert proc.returncode != 0
@@ -101,12 +103,12 @@ def test_unknown_accelerator_type_fails_the_template_without_schema(chart, rende
 
 
 def test_gpu_model_without_accelerator_type(render):
-    err = _fails(render, {"serving": {"catalog": {"models": [{"model_id": "m"}], "device": "gpu"}}})
+    err = _fails(render, {"serving": {"catalog": {"models": [{"model_id": "m", "source": "org/m"}], "device": "gpu"}}})
     assert "needs an accelerator_type" in err
 
 
 def test_job_without_pool(render):
-    err = _fails(render, {"batchJobs": {"a": {"spec": {"output": {"path": "/o"}}}}})
+    err = _fails(render, {"batchJobs": {"a": {"spec": {"model": {"source": "org/m"}, "output": {"path": "s3://b/o"}}}}})
     assert "set accelerator_type" in err
 
 
@@ -125,7 +127,12 @@ def test_latest_tag_refused(render):
     [
         ({"serving": {"directStreaming": True, "haproxy": {"enabled": False}}}, "needs serving.haproxy.enabled"),
         (
-            {"serving": {"directStreaming": True, "catalog": {"models": [{"model_id": "a"}, {"model_id": "b"}]}}},
+            {
+                "serving": {
+                    "directStreaming": True,
+                    "catalog": {"models": [{"model_id": "a", "source": "org/a"}, {"model_id": "b", "source": "org/b"}]},
+                }
+            },
             "serves exactly one model; serving.catalog.models has 2",
         ),
         (
@@ -137,3 +144,131 @@ def test_latest_tag_refused(render):
 )
 def test_direct_streaming_and_haproxy_limits(render, values, message):
     assert message in _fails(render, values)
+
+
+# --------------------------------------------------------------------------- what helm install gives a GPU user
+
+
+def test_no_image_fails_at_template_time(render):
+    """No default image exists in any registry: without one, helm fails before anything reaches the cluster."""
+    for values in ({}, {"serving": {"enabled": False}}):
+        proc = render(values=values, sets=["kuberay-operator.enabled=false"], image=False)
+        assert proc.returncode != 0, proc.stdout[:300]
+        assert "image.repository is required: build and push the image" in proc.stderr, proc.stderr
+        (line,) = [x for x in proc.stderr.splitlines() if "image.repository" in x]  # one line
+        assert "docs/quickstart.md#the-images" in line
+    proc = render(values={"image": {"tag": "", "digest": ""}}, sets=["kuberay-operator.enabled=false"])
+    assert proc.returncode != 0 and "image.tag (or image.digest) is required" in proc.stderr
+
+
+def test_default_serving_model_loads_on_a_gpu_pod(scenarios):
+    """The chart's defaults (with an image) serve a Hugging Face model, not a builtin the GPU image lacks."""
+    cfg = yaml.safe_load(scenarios["default"].one("RayService")["spec"]["serveConfigV2"])
+    (model,) = cfg["applications"][0]["args"]["catalog"]["models"]
+    assert model["accelerator_type"] and "/" in model["source"] and not model["source"].startswith("builtin:")
+
+
+BUILTIN = "builtin:smollm2-135m-instruct"
+GPU_JOB = {"engine": {"device": "gpu", "accelerator_type": "L4"}, "output": {"path": "s3://b/o"}}
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        (
+            {"serving": {"catalog": {"models": [{"model_id": "m", "source": BUILTIN, "accelerator_type": "L4"}]}}},
+            "serving.catalog.models[0] (m)",
+        ),
+        # No source: the pydantic default (builtin SmolLM2) applies, and the chart knows it.
+        ({"serving": {"catalog": {"models": [{"model_id": "m", "accelerator_type": "L4"}]}}}, "serving.catalog"),
+        ({"serving": {"enabled": False}, "batchJobs": {"a": {"spec": {**GPU_JOB, "model": {"source": BUILTIN}}}}}, "a"),
+        ({"serving": {"enabled": False}, "batchJobs": {"a": {"spec": GPU_JOB}}}, "batchJobs.a.spec.model"),
+    ],
+)
+def test_builtin_source_not_in_the_image_fails(render, values, where):
+    err = _fails(render, values)
+    assert f'source "{BUILTIN}" is not baked into the image (image.bakedModels: [])' in err, err
+    assert where in err
+
+
+def test_builtin_source_baked_into_the_image_renders(render):
+    values = {
+        "image": {"bakedModels": ["smollm2-135m-instruct"]},
+        "serving": {"catalog": {"models": [{"model_id": "m", "source": BUILTIN, "accelerator_type": "L4"}]}},
+        "batchJobs": {"a": {"spec": {**GPU_JOB, "model": {"source": BUILTIN}}}},
+    }
+    proc = render(values=values, sets=["kuberay-operator.enabled=false"])
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_baked_models_are_builtin_names(render):
+    assert "bakedModels" in _fails(render, {"image": {"bakedModels": ["llama-3"]}})
+
+
+@pytest.mark.parametrize("path", ["/tmp/kuberay-llm/out/q", "out/q", "file:///tmp/q", "/cache2/q"])
+def test_job_output_inside_the_pods_fails(render, path):
+    values = {"serving": {"enabled": False}, "batchJobs": {"q": {"spec": {**GPU_JOB, "model": {"source": "org/m"}}}}}
+    values["batchJobs"]["q"]["spec"]["output"] = {"path": path}
+    err = _fails(render, values, sets=["modelCache.enabled=true"])
+    assert (
+        f'batchJobs.q.spec.output.path: "{path}" is a folder inside the job\'s Ray pods, deleted with its Ray cluster'
+        in err
+    )
+
+
+@pytest.mark.parametrize(
+    ("sets", "path"),
+    [
+        (["results.enabled=true"], "/results/q"),
+        (["modelCache.enabled=true"], "/cache/out/q"),
+        (["extraVolumeMounts[0].name=out", "extraVolumeMounts[0].mountPath=/mnt/out"], "/mnt/out/q"),
+        ([], "gs://b/q"),
+    ],
+)
+def test_job_output_on_a_volume_or_bucket_renders(render, sets, path):
+    spec = {**GPU_JOB, "model": {"source": "org/m"}, "output": {"path": path}}
+    proc = render(
+        values={"serving": {"enabled": False}, "batchJobs": {"q": {"spec": spec}}},
+        sets=["kuberay-operator.enabled=false", *sets],
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "engine.concurrency=4",
+        "engine.engine_kwargs.tensor_parallel_size=2",
+        "model.source=builtin:x",
+        "output.path=/tmp/o",
+    ],
+)
+def test_overrides_of_what_the_chart_reads_fail(render, override):
+    spec = {**GPU_JOB, "model": {"source": "org/m"}}
+    err = _fails(render, {"serving": {"enabled": False}, "batchJobs": {"q": {"spec": spec, "overrides": [override]}}})
+    assert f'batchJobs.q.overrides: "{override.split("=")[0]}" sizes the worker group or is checked by the chart' in err
+
+
+def test_engine_larger_than_a_node_fails(render):
+    values = {
+        "accelerators": {"pools": {"L4": {"gpusPerNode": 1}}},
+        "serving": {
+            "catalog": {
+                "models": [{"model_id": "m", "source": "org/m", "accelerator_type": "L4", "tensor_parallel_size": 2}]
+            }
+        },
+    }
+    assert (
+        "one engine needs 2 GPUs (tensor x pipeline parallel size) but accelerators.pools.L4.gpusPerNode is 1"
+        in _fails(render, values)
+    )
+
+
+def test_gpus_per_pod_is_not_a_value(render):
+    # Pods are sized by the engine; a per-pod GPU count could only request GPUs no engine uses.
+    assert "additional properties 'gpus' not allowed" in _fails(
+        render, {"accelerators": {"pools": {"L4": {"gpus": 4}}}}
+    )
+    spec = {**GPU_JOB, "model": {"source": "org/m"}}
+    err = _fails(render, {"batchJobs": {"q": {"spec": spec, "workers": {"gpus": 4}}}})
+    assert "additional properties 'gpus' not allowed" in err

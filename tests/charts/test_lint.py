@@ -1,7 +1,7 @@
 """helm lint --strict over the chart defaults and every ci/ scenario."""
 
 import pytest
-from chart_helpers import CHART, SCENARIOS, run
+from chart_helpers import CHART, SCENARIOS, TEST_IMAGE_REPOSITORY, run
 
 pytestmark = pytest.mark.charts
 
@@ -9,7 +9,9 @@ pytestmark = pytest.mark.charts
 @pytest.mark.parametrize("scenario", ["default", *SCENARIOS])
 def test_helm_lint_strict(helm, chart, scenario):
     args = [helm, "lint", "--strict", chart, "--set", "kuberay-operator.enabled=false"]
-    if scenario != "default":
+    if scenario == "default":
+        args += ["--set", f"image.repository={TEST_IMAGE_REPOSITORY}"]  # the chart names no default image
+    else:
         args += ["-f", CHART / "ci" / f"{scenario}-values.yaml"]
     proc = run(args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -17,7 +19,7 @@ def test_helm_lint_strict(helm, chart, scenario):
 
 
 def test_scenarios_cover_the_issue(scenarios):
-    assert {"gke-l4", "eks-a10g", "multi-pool-h100-l4", "cpu-local"} <= set(scenarios)
+    assert {"gke-l4", "eks-a10g", "multi-pool-h100-l4", "cpu-local", "multi-gpu-nodes"} <= set(scenarios)
 
 
 def test_chart_pins_the_operator_dependency():

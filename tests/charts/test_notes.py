@@ -47,8 +47,17 @@ def test_notes_without_serving(chart, tmp_path):
     values.write_text(
         yaml.safe_dump(
             {
+                "image": {"repository": "registry.example.com/kuberay-llm"},
                 "serving": {"enabled": False},
-                "batchJobs": {"q": {"spec": {"output": {"path": "/o"}, "engine": {"device": "cpu"}}}},
+                "batchJobs": {
+                    "q": {
+                        "spec": {
+                            "model": {"source": "org/m"},
+                            "output": {"path": "s3://b/o"},
+                            "engine": {"device": "cpu"},
+                        }
+                    }
+                },
             }
         )
     )

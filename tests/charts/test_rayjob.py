@@ -17,7 +17,13 @@ from jobs.spec import JobSpec
 
 pytestmark = pytest.mark.charts
 
-JOBS = [("eks-a10g", "sentiment"), ("multi-pool-h100-l4", "summarize"), ("cpu-local", "questions")]
+JOBS = [
+    ("eks-a10g", "sentiment"),
+    ("multi-pool-h100-l4", "summarize"),
+    ("cpu-local", "questions"),
+    ("multi-gpu-nodes", "questions"),
+    ("multi-gpu-nodes", "summaries"),
+]
 
 
 def _job(r, name):
@@ -69,12 +75,7 @@ def test_job_worker_group_on_its_pool(scenarios, scenario, name):
     workers = r.values["batchJobs"][name].get("workers", {})
     if engine.get("accelerator_type"):
         kw = engine.get("engine_kwargs", {})
-        pool = r.values["accelerators"].get("pools", {}).get(engine["accelerator_type"], {})
-        gpus = (
-            workers.get("gpus")
-            or pool.get("gpus")
-            or kw.get("tensor_parallel_size", 1) * kw.get("pipeline_parallel_size", 1)
-        )
+        gpus = kw.get("tensor_parallel_size", 1) * kw.get("pipeline_parallel_size", 1)  # one engine per pod
         assert_gpu_group(group, engine["accelerator_type"], r.values, gpus)
     else:
         assert_cpu_group(group, r.values)
@@ -100,3 +101,41 @@ def test_seed_manifests_are_the_jobs_examples(manifests):
         assert spec["engine"]["accelerator_type"] == "L4"
         (group,) = cluster_spec(job)["workerGroupSpecs"]
         assert_gpu_group(group, "L4", {"accelerators": {"nodeSelectorPreset": "gfd"}}, 1)
+
+
+def test_seed_jobs_run_a_model_a_gpu_pod_can_load(manifests):
+    """The GPU image bakes no model: the seeds run the chart's default HF model, downloaded in the pod."""
+    from llmkit.chartgen import default_gpu_model
+
+    model = default_gpu_model()
+    assert not model["source"].startswith("builtin:")
+    for name, r in manifests.items():
+        for job in r.kind("RayJob"):
+            _, cm = _job(r, job["metadata"]["labels"]["kuberay-llm/job"])
+            spec = yaml.safe_load(cm["data"]["job.yaml"])
+            assert spec["model"] == {"source": model["source"], "served_name": model["model_id"]}, name
+
+
+def _claim_holding(pod_spec, path):
+    """The claim of the volume mounted over `path` in the pod, or None (no volume, or an emptyDir)."""
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    for c in pod_spec["containers"]:
+        for m in c.get("volumeMounts", []):
+            if path.startswith(m["mountPath"].rstrip("/") + "/"):
+                return volumes[m["name"]].get("persistentVolumeClaim", {}).get("claimName")
+    return None
+
+
+def test_sample_jobs_write_results_to_a_volume_that_outlives_the_cluster(all_rendered):
+    """Every rendered job writes to a bucket or to a claim mounted in its head and workers, never a pod's /tmp."""
+    checked = 0
+    for name, r in all_rendered.items():
+        for job in r.kind("RayJob"):
+            _, cm = _job(r, job["metadata"]["labels"]["kuberay-llm/job"])
+            path = yaml.safe_load(cm["data"]["job.yaml"])["output"]["path"]
+            if "://" not in path:
+                for role, tpl in pod_templates(job):
+                    if role != "submitter":
+                        assert _claim_holding(tpl["spec"], path), f"{name}: {role} keeps {path} in the pod"
+            checked += 1
+    assert checked >= 9

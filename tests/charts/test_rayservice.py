@@ -14,7 +14,7 @@ from semantics import (
 
 pytestmark = pytest.mark.charts
 
-SERVING = ["default", "gke-l4", "eks-a10g", "multi-pool-h100-l4", "cpu-local"]
+SERVING = ["default", "gke-l4", "eks-a10g", "multi-pool-h100-l4", "cpu-local", "multi-gpu-nodes"]
 
 
 @pytest.mark.parametrize("scenario", SERVING)
@@ -23,13 +23,13 @@ def test_worker_group_per_accelerator_type(scenarios, scenario):
     spec = cluster_spec(r.one("RayService"))
     groups = {g["groupName"]: g for g in spec["workerGroupSpecs"]}
     expected = expected_serving_groups(r.values)
-    assert set(groups) == {p.lower() for p in expected}
-    for pool, want in expected.items():
-        g = groups[pool.lower()]
-        if pool == "cpu":
+    assert set(groups) == set(expected)
+    for name, want in expected.items():
+        g = groups[name]
+        if want["pool"] == "cpu":
             assert_cpu_group(g, r.values)
         else:
-            assert_gpu_group(g, pool, r.values, want["gpus"])
+            assert_gpu_group(g, want["pool"], r.values, want["gpus"])
         assert (g["minReplicas"], g["maxReplicas"]) == (want["min"], want["max"])
         assert g["minReplicas"] <= g["replicas"] <= g["maxReplicas"]
 
@@ -53,9 +53,19 @@ def test_head_autoscaling_and_security(scenarios, scenario):
 def test_multi_pool_has_both_types_side_by_side(scenarios):
     spec = cluster_spec(scenarios["multi-pool-h100-l4"].one("RayService"))
     groups = {g["groupName"]: g for g in spec["workerGroupSpecs"]}
-    assert set(groups) == {"h100", "l4"}
-    assert groups["h100"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 4
-    assert groups["l4"]["minReplicas"] == 0  # scales from zero through accelerator_type:L4
+    assert set(groups) == {"h100-4gpu", "l4-1gpu"}
+    assert groups["h100-4gpu"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 4
+    assert groups["l4-1gpu"]["minReplicas"] == 0  # scales from zero through accelerator_type:L4
+
+
+def test_models_of_different_sizes_on_one_type_get_one_group_each(scenarios):
+    spec = cluster_spec(scenarios["multi-gpu-nodes"].one("RayService"))
+    groups = {g["groupName"]: g for g in spec["workerGroupSpecs"]}
+    assert set(groups) == {"l40s-1gpu", "l40s-2gpu"}
+    gpus = {
+        n: g["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] for n, g in groups.items()
+    }
+    assert gpus == {"l40s-1gpu": 1, "l40s-2gpu": 2}
 
 
 @pytest.mark.parametrize("scenario", SERVING)

@@ -34,12 +34,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* The image reference. Fails when no image is set: no default names an image anyone can pull. */}}
 {{- define "kuberay-llm.image" -}}
 {{- $img := .Values.image }}
+{{- $repo := required "image.repository is required: build and push the image (make image-gpu image-push IMAGE_KIND=gpu IMAGE_REPOSITORY=<registry>/kuberay-llm) or use a release's (ghcr.io/<owner>/kuberay-llm), then --set image.repository=...; see docs/quickstart.md#the-images" $img.repository }}
 {{- if $img.digest }}
-{{- printf "%s@%s" $img.repository $img.digest }}
+{{- printf "%s@%s" $repo $img.digest }}
 {{- else }}
-{{- printf "%s:%s" $img.repository $img.tag }}
+{{- printf "%s:%s" $repo (required "image.tag (or image.digest) is required, e.g. 0.1.0-gpu" $img.tag) }}
 {{- end }}
 {{- end }}
 
@@ -246,10 +248,12 @@ template:
 
 {{/*
 One worker group on an accelerator pool (or the CPU pool), shared by the RayService and the RayJobs.
+Each pod holds one engine (a Serve replica, or a Ray Data LLM engine): it requests exactly that
+engine's GPUs, so the GPUs a group requests at max scale are the GPUs its engines use.
 Args: dict with
   root
   pool:        accelerator type from the catalog, or "cpu"
-  gpus:        GPUs per pod (ignored for cpu)
+  gpus:        GPUs of one engine, tensor x pipeline parallel size (ignored for cpu)
   minReplicas, maxReplicas, replicas
   extraVolumes, extraVolumeMounts
   where:       text for error messages
@@ -269,6 +273,7 @@ zero for replicas or tasks that need that accelerator (kuberay#863).
 {{- $rayStartParams := dict }}
 {{- $resources := dict }}
 {{- $shm := "" }}
+{{- $groupName := "cpu" }}
 {{- $labels := dict "kuberay-llm/pool" $pool }}
 {{- if eq $pool "cpu" }}
 {{- $cpu := $root.Values.cpuPool }}
@@ -283,16 +288,18 @@ zero for replicas or tasks that need that accelerator (kuberay#863).
 {{- $preset := $root.Values.accelerators.nodeSelectorPreset }}
 {{- if not (hasKey $acc.nodeSelectors $preset) }}{{ fail (printf "%s: accelerator type %q has no %q node labels in the catalog" .where $pool $preset) }}{{ end }}
 {{- $p := mergeOverwrite (deepCopy $root.Values.accelerators.defaults) (deepCopy (default dict (index $root.Values.accelerators.pools $pool))) }}
-{{- $gpus := int (default .gpus $p.gpus) }}
-{{- if lt $gpus 1 }}{{ fail (printf "%s: GPUs per worker must be >= 1, got %d" .where $gpus) }}{{ end }}
+{{- $gpus := int .gpus }}
+{{- if lt $gpus 1 }}{{ fail (printf "%s: GPUs per engine must be >= 1, got %d" .where $gpus) }}{{ end }}
+{{- if and $p.gpusPerNode (gt $gpus (int $p.gpusPerNode)) }}{{ fail (printf "%s: one engine needs %d GPUs (tensor x pipeline parallel size) but accelerators.pools.%s.gpusPerNode is %d, so its pod could never schedule" .where $gpus $pool (int $p.gpusPerNode)) }}{{ end }}
 {{- $nodeSelector = mergeOverwrite (deepCopy (index $acc.nodeSelectors $preset)) (default dict $p.nodeSelector) }}
 {{- $tolerations = concat $acc.tolerations $root.Values.accelerators.extraTolerations (default list $p.tolerations) }}
 {{- $resources = dict "requests" (dict "cpu" $p.cpu "memory" $p.memory "nvidia.com/gpu" $gpus) "limits" (dict "cpu" $p.cpu "memory" $p.memory "nvidia.com/gpu" $gpus) }}
 {{- $rayStartParams = dict "num-gpus" (toString $gpus) "resources" (printf "\"{\\\"accelerator_type:%s\\\": 1}\"" $pool) }}
 {{- $shm = $p.shmSize }}
+{{- $groupName = printf "%s-%dgpu" ($pool | lower) $gpus }}
 {{- $_ := set $labels "kuberay-llm/accelerator-type" $pool }}
 {{- end }}
-- groupName: {{ $pool | lower }}
+- groupName: {{ $groupName }}
   replicas: {{ $replicas }}
   minReplicas: {{ $min }}
   maxReplicas: {{ $max }}
@@ -320,8 +327,9 @@ autoscalerOptions:
 {{- end }}
 
 {{/*
-Worker groups of the RayService: one per accelerator type named in the catalog (models sharing a
-type share the group), or the CPU pool for models without one in cpu mode.
+Worker groups of the RayService: one per accelerator type and GPUs per replica named in the catalog
+(models sharing both share the group, whose bounds are the sum of theirs), or the CPU pool for
+models without a type in cpu mode. Each pod holds one replica's GPUs.
 Output: YAML list of groups.
 */}}
 {{- define "kuberay-llm.servingGroups" -}}
@@ -332,42 +340,31 @@ Output: YAML list of groups.
 {{- range $i, $m := $catalog.models }}
 {{- $where := printf "serving.catalog.models[%d] (%s)" $i $m.model_id }}
 {{- $pool := "" }}
+{{- $gpus := 0 }}
 {{- if $m.accelerator_type }}
 {{- $pool = $m.accelerator_type }}
 {{- include "kuberay-llm.checkAccelerator" (list $root $pool $where) }}
 {{- if eq $device "cpu" }}{{ fail (printf "%s: names accelerator_type %q but the catalog's device is cpu" $where $pool) }}{{ end }}
+{{- $gpus = mul (int (default 1 $m.tensor_parallel_size)) (int (default 1 $m.pipeline_parallel_size)) }}
 {{- else if eq $device "gpu" }}
 {{- fail (printf "%s: needs an accelerator_type from the accelerator catalog to get a GPU worker group (device: gpu)" $where) }}
 {{- else }}
 {{- $pool = "cpu" }}
 {{- end }}
-{{- $need := mul (int (default 1 $m.tensor_parallel_size)) (int (default 1 $m.pipeline_parallel_size)) }}
 {{- $a := default dict $m.autoscaling }}
-{{- $mn := int (ternary 1 $a.min_replicas (not (hasKey $a "min_replicas"))) }}
-{{- $mx := int (default 1 $a.max_replicas) }}
-{{- $g := default (dict "gpus" 0 "min" 0 "max" 0 "models" list) (get $groups $pool) }}
-{{- $_ := set $g "gpus" (max $g.gpus $need) }}
-{{- $_ = set $g "min" (add $g.min $mn) }}
-{{- $_ = set $g "max" (add $g.max $mx) }}
-{{- $_ = set $g "need" (append (default list $g.need) (list $need $mn $mx)) }}
-{{- $_ = set $groups $pool $g }}
+{{- $key := printf "%s/%03d" $pool $gpus }}
+{{- $g := default (dict "pool" $pool "gpus" $gpus "min" 0 "max" 0 "where" $where) (get $groups $key) }}
+{{- $_ := set $g "min" (add $g.min (int (ternary 1 $a.min_replicas (not (hasKey $a "min_replicas"))))) }}
+{{- $_ = set $g "max" (add $g.max (int (default 1 $a.max_replicas))) }}
+{{- $_ = set $groups $key $g }}
 {{- end }}
-{{- range $pool := keys $groups | sortAlpha }}
-{{- $g := get $groups $pool }}
-{{- $p := default dict (index $root.Values.accelerators.pools $pool) }}
-{{- $gpus := int (default $g.gpus $p.gpus) }}
-{{- /* pods per replica: ceil(need / gpus) */}}
-{{- $min := 0 }}{{- $max := 0 }}
-{{- range $n := $g.need }}
-{{- $ppr := ternary 1 (div (add (index $n 0) (sub $gpus 1)) $gpus) (eq $pool "cpu") }}
-{{- $min = add $min (mul $ppr (index $n 1)) }}
-{{- $max = add $max (mul $ppr (index $n 2)) }}
-{{- end }}
-{{- $o := default dict (index $root.Values.serving.workerGroups $pool) }}
-{{- $min = int (ternary $min $o.minReplicas (not (hasKey $o "minReplicas"))) }}
-{{- $max = int (default (max $max 1) $o.maxReplicas) }}
+{{- range $key := keys $groups | sortAlpha }}
+{{- $g := get $groups $key }}
+{{- $o := default dict (index $root.Values.serving.workerGroups $g.pool) }}
+{{- $min := int (ternary $g.min $o.minReplicas (not (hasKey $o "minReplicas"))) }}
+{{- $max := int (default (max $g.max 1) $o.maxReplicas) }}
 {{- $replicas := int (ternary $min $o.replicas (not (hasKey $o "replicas"))) }}
-{{ include "kuberay-llm.workerGroup" (dict "root" $root "pool" $pool "gpus" $gpus "minReplicas" $min "maxReplicas" $max "replicas" $replicas "where" (printf "serving worker group %s" $pool)) }}
+{{ include "kuberay-llm.workerGroup" (dict "root" $root "pool" $g.pool "gpus" $g.gpus "minReplicas" $min "maxReplicas" $max "replicas" $replicas "where" (printf "serving worker group %s (%s)" $g.pool $g.where)) }}
 {{- end }}
 {{- end }}
 
@@ -378,8 +375,9 @@ Output: YAML list of groups.
 
 {{/*
 The worker group of a batch job, from its spec's engine: the accelerator_type pool, or the CPU pool
-(device cpu, or an http engine that only sends requests).
-Args: (dict "root" $ "name" $name "job" $job)
+(device cpu, or an http engine that only sends requests). One pod per engine (engine.concurrency),
+each with one engine's GPUs (engine_kwargs tensor x pipeline parallel size).
+Args: (dict "root" $ "name" $name "job" $job "extraVolumes" list "extraVolumeMounts" list)
 */}}
 {{- define "kuberay-llm.jobGroup" -}}
 {{- $root := .root }}
@@ -396,8 +394,7 @@ Args: (dict "root" $ "name" $name "job" $job)
 {{- $pool = $engine.accelerator_type }}
 {{- include "kuberay-llm.checkAccelerator" (list $root $pool (printf "%s.spec.engine.accelerator_type" $where)) }}
 {{- if eq (default "auto" $engine.device) "cpu" }}{{ fail (printf "%s.spec.engine: names accelerator_type %q but device is cpu" $where $pool) }}{{ end }}
-{{- $p := default dict (index $root.Values.accelerators.pools $pool) }}
-{{- $gpus = int (default (mul (int (default 1 $kw.tensor_parallel_size)) (int (default 1 $kw.pipeline_parallel_size))) (default $p.gpus $w.gpus)) }}
+{{- $gpus = mul (int (default 1 $kw.tensor_parallel_size)) (int (default 1 $kw.pipeline_parallel_size)) }}
 {{- else if ne (default "auto" $engine.device) "cpu" }}
 {{- fail (printf "%s.spec.engine: set accelerator_type (a type of the accelerator catalog) to get a GPU worker group, or device: cpu for the CPU pool" $where) }}
 {{- end }}
@@ -411,5 +408,5 @@ Args: (dict "root" $ "name" $name "job" $job)
 {{- $min = int (ternary $min $w.minReplicas (not (hasKey $w "minReplicas"))) }}
 {{- $max = int (default $max $w.maxReplicas) }}
 {{- $replicas := int (ternary (max $min 1 | min $max) $w.replicas (not (hasKey $w "replicas"))) }}
-{{- include "kuberay-llm.workerGroup" (dict "root" $root "pool" $pool "gpus" $gpus "minReplicas" $min "maxReplicas" $max "replicas" $replicas "where" $where) }}
+{{- include "kuberay-llm.workerGroup" (dict "root" $root "pool" $pool "gpus" $gpus "minReplicas" $min "maxReplicas" $max "replicas" $replicas "where" $where "extraVolumes" .extraVolumes "extraVolumeMounts" .extraVolumeMounts) }}
 {{- end }}

@@ -1,0 +1,74 @@
+"""GPUs requested equal GPUs used, at max scale, in every scenario and manifest.
+
+The two sides come from different places on purpose:
+- requested: what the rendered custom resource asks Kubernetes for, summed over its worker groups
+  (`maxReplicas` x the `nvidia.com/gpu` limit of the group's pod);
+- used: what the code that runs in the pods needs, from the rendered serveConfigV2 or job spec read by
+  the project's own models: `ModelEntry.gpus_per_replica` x `autoscaling.max_replicas` per served model,
+  `jobs.engine.gpus_per_engine` x `jobs.engine.max_replicas` per batch job (with the entrypoint's
+  `--set` overrides applied as the jobs CLI applies them).
+Nothing here restates how the chart lays out groups, so any layout that wastes or lacks a GPU fails.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+import yaml
+from chart_helpers import CR_KINDS, cluster_spec
+
+from jobs.engine import gpus_per_engine, max_replicas, resolve_device
+from jobs.spec import JobSpec
+from llmkit.config import apply_overrides
+from serve_apps.catalog import ModelCatalog
+
+pytestmark = pytest.mark.charts
+
+
+def requested_at_max_scale(cr: dict) -> int:
+    total = 0
+    for group in cluster_spec(cr).get("workerGroupSpecs", []):
+        for c in group["template"]["spec"]["containers"]:
+            total += group["maxReplicas"] * int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0))
+    return total
+
+
+def served_gpus_at_max_scale(service: dict) -> int:
+    (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
+    catalog = ModelCatalog.model_validate(app["args"]["catalog"])
+    if catalog.device == "cpu":
+        return 0
+    return sum(m.gpus_per_replica * m.autoscaling.max_replicas for m in catalog.models if m.accelerator_type)
+
+
+def job_gpus_at_max_scale(job: dict, configmaps: list[dict]) -> int:
+    name = job["metadata"]["labels"]["kuberay-llm/job"]
+    (cm,) = [c for c in configmaps if c["metadata"]["labels"].get("kuberay-llm/job") == name]
+    argv = shlex.split(job["spec"]["entrypoint"])
+    overrides = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    spec = JobSpec.from_dict(apply_overrides(yaml.safe_load(cm["data"]["job.yaml"]), overrides))
+    if spec.engine.kind != "vllm":
+        return 0
+    return gpus_per_engine(spec, resolve_device(spec)) * max_replicas(spec)
+
+
+def test_gpus_requested_at_max_scale_equal_gpus_the_engines_use(all_rendered):
+    seen = []
+    for name, r in all_rendered.items():
+        configmaps = r.kind("ConfigMap")
+        for cr in r.docs:
+            if cr["kind"] not in CR_KINDS:
+                continue
+            service = cr["kind"] == "RayService"
+            used = served_gpus_at_max_scale(cr) if service else job_gpus_at_max_scale(cr, configmaps)
+            requested = requested_at_max_scale(cr)
+            assert requested == used, (
+                f"{name} {cr['kind']} {cr['metadata']['name']}: requests {requested} GPUs, uses {used}"
+            )
+            seen.append((name, cr["metadata"]["name"], used))
+    assert len(seen) >= 15
+    # The property is not vacuous: several GPU layouts are covered, including engines of 1 and 2 GPUs on
+    # 4-GPU nodes (ci/multi-gpu-nodes-values.yaml: 4 one-GPU engines must ask for 4 GPUs, not 16).
+    assert {used for _, _, used in seen} >= {0, 1, 2, 4}
+    assert ("ci/multi-gpu-nodes", "llm-kuberay-llm-questions", 4) in seen
