@@ -30,8 +30,9 @@ CLUSTER_VALUES ?= $(CHART_DIR)/ci/cpu-local-values.yaml
 HELM_ARGS ?=
 # The chart's resource prefix (its kuberay-llm.fullname helper).
 FULLNAME := $(if $(findstring kuberay-llm,$(RELEASE)),$(RELEASE),$(RELEASE)-kuberay-llm)
-# The image every Ray pod runs: the chart's one image value, from mk/images.mk.
-_image_values = --set image.repository=$(IMAGE_REPOSITORY) --set image.tag=$(IMAGE_VERSION)-$(IMAGE_KIND)
+# The image every Ray pod runs: the chart's one image value, from mk/images.mk, with the builtin models it bakes.
+_image_values = --set image.repository=$(IMAGE_REPOSITORY) --set image.tag=$(IMAGE_VERSION)-$(IMAGE_KIND) \
+  $(if $(BAKED_MODELS),--set 'image.bakedModels={$(BAKED_MODELS)}')
 
 # The CPU image bakes BAKE_MODEL_CPU (SmolLM2) under /opt/kuberay-llm/models; with IMAGE_KIND=cpu the
 # first served model and the submitted job run from that folder, so no pod needs the network or a

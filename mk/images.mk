@@ -19,6 +19,9 @@ CPU_BASE_DIGEST ?=
 # pods start without any download.
 BAKE_MODEL_CPU ?= builtin:smollm2-135m-instruct
 BAKE_MODEL_GPU ?=
+# The builtin:<name> models the image of IMAGE_KIND bakes: the chart's image.bakedModels for that image
+# (the chart fails a builtin source the image lacks). The images label them as io.kuberay-llm.baked-models.
+BAKED_MODELS = $(patsubst builtin:%,%,$(filter builtin:%,$(if $(filter gpu,$(IMAGE_KIND)),$(BAKE_MODEL_GPU),$(BAKE_MODEL_CPU))))
 # A file holding a Hugging Face token for gated BAKE_MODEL_* ids: passed as a build secret.
 HF_TOKEN_FILE ?=
 # Where torch's CPU wheel comes from (TORCH_CPU_INDEX is in the Makefile); TORCH_FIND_LINKS
@@ -53,9 +56,15 @@ image-gpu: ## Build the GPU image (rayproject/ray-llm:2.60.0-py311-cu128 + our p
 	  --build-arg BASE_IMAGE=$(call _with_digest,$(GPU_BASE_IMAGE),$(GPU_BASE_DIGEST)) \
 	  --build-arg BAKE_MODEL=$(BAKE_MODEL_GPU) $(_hf_secret) $(_image_labels) $(IMAGE_BUILD_ARGS) .
 
+.PHONY: print-baked-models
+print-baked-models: ## Print the builtin models the image of IMAGE_KIND bakes (the chart's image.bakedModels).
+	@echo '$(BAKED_MODELS)'
+
 .PHONY: image-push
-image-push: ## Push the image of IMAGE_KIND to IMAGE_REPOSITORY (log in to your registry first).
+image-push: ## Push the image of IMAGE_KIND to IMAGE_REPOSITORY (log in to your registry first) and print its digest.
 	$(CONTAINER_TOOL) push $(if $(filter gpu,$(IMAGE_KIND)),$(IMG_GPU),$(IMG_CPU))
+	@echo "pushed: $$($(CONTAINER_TOOL) image inspect --format '{{index .RepoDigests 0}}' $(if $(filter gpu,$(IMAGE_KIND)),$(IMG_GPU),$(IMG_CPU)) 2>/dev/null || echo '(digest: see the push output)')"
+	@echo "helm: --set image.repository=$(IMAGE_REPOSITORY) --set image.tag=$(IMAGE_VERSION)-$(IMAGE_KIND)$(if $(BAKED_MODELS), --set 'image.bakedModels={$(BAKED_MODELS)}')"
 
 # hadolint: the chart tools venv (make tools) carries it; image-tools installs it alone.
 HADOLINT_VERSION ?= 2.15.1

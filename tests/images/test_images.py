@@ -398,9 +398,33 @@ def test_chart_points_at_these_images():
     mk = (ROOT / "mk/images.mk").read_text()
     repo = re.search(r"^IMAGE_REPOSITORY \?= (\S+)", mk, re.M).group(1)
     version = _pyproject()["version"]
-    assert image["repository"] == repo
+    # No default: nothing is published under a name the chart could assume (it fails at template time).
+    assert image["repository"] == ""
+    # make's default name is where the release workflow pushes (ghcr.io/<owner>/kuberay-llm), which the
+    # rendered manifests name.
+    from llmkit.chartgen import RELEASE_IMAGE_REPOSITORY
+
+    assert repo == RELEASE_IMAGE_REPOSITORY
     assert image["tag"] in (f"{version}-gpu", f"{version}-cpu")
     assert "digest" in image
+    assert image["bakedModels"] == [], "the GPU image bakes no model by default (mk/images.mk BAKE_MODEL_GPU)"
+    assert re.search(r"^BAKE_MODEL_GPU \?=\s*$", mk, re.M)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=ids(DOCKERFILES))
+def test_image_declares_its_baked_models(dockerfile):
+    """The label the chart's image.bakedModels is copied from names what BAKE_MODEL baked."""
+    _, stages = parse_dockerfile(dockerfile)
+    final = stages[-1]
+    assert label_pairs(final)["io.kuberay-llm.baked-models"] == "${BAKE_MODEL}"
+    assert arg_defaults(final)["BAKE_MODEL"] == ""
+
+
+def test_cpu_scenario_lists_what_the_cpu_image_bakes():
+    mk = (ROOT / "mk/images.mk").read_text()
+    baked = re.search(r"^BAKE_MODEL_CPU \?= (\S+)", mk, re.M).group(1)
+    values = yaml.safe_load((ROOT / "charts/kuberay-llm/ci/cpu-local-values.yaml").read_text())
+    assert values["image"]["bakedModels"] == [baked.removeprefix("builtin:")]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=ids(DOCKERFILES))
