@@ -28,6 +28,13 @@ SPEC_DIR = "/etc/kuberay-llm/batch"
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 LABEL_BATCH = "kuberay-llm/batch-id"
 
+# What the service's ServiceAccount needs in its namespace (the chart's Role renders these rules):
+# RayJobs to run batches, ConfigMaps for batch and file records and for each job's spec.
+RBAC_RULES: list[dict[str, list[str]]] = [
+    {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "list", "update", "delete"]},
+]
+
 
 def current_namespace(configured: str | None) -> str:
     if configured:
