@@ -40,6 +40,8 @@ def test_notes_port_forward_and_first_request(chart, tmp_path):
     assert body["messages"][0]["role"] == "user"
     assert "Authorization: Bearer $API_KEY" in text  # apiKeys is set in this scenario
     assert "kubectl -n llm get rayjob llm-kuberay-llm-sentiment" in text
+    assert "Every Ray pod runs 123456789012.dkr.ecr.us-west-2.amazonaws.com/kuberay-llm@sha256:" in text
+    assert "results: s3://my-bucket/results/sentiment/" in text
 
 
 def test_notes_without_serving(chart, tmp_path):
