@@ -241,8 +241,11 @@ class KubeRayRunner(BatchRunner):
                 raise
 
     def cleanup(self, batch: Batch) -> None:
+        """The batch is final, or about to run again: its RayJob (whose cluster KubeRay has shut down)
+        and spec ConfigMap go; the outputs are in storage."""
         from kubernetes.client.exceptions import ApiException
 
+        self.cancel(batch)
         try:
             self.core.delete_namespaced_config_map(self.spec_configmap_name(batch), self.namespace)
         except ApiException as e:

@@ -31,7 +31,7 @@ from serve_apps.batches.models import (
     RequestCounts,
     page,
 )
-from serve_apps.batches.runner import BatchRunner, RunState
+from serve_apps.batches.runner import EXIT_BAD_SPEC, BatchRunner, RunState
 from serve_apps.batches.store import Blobs, Conflict, StateStore, check_id
 from serve_apps.batches.validate import validate_lines
 
@@ -370,27 +370,29 @@ class BatchService:
             batch.finalizing_at = self.now()
             self._finalize(batch)
             return
-        if state.phase == "failed":
+        # The run failed, or vanished (Ray restarted, pod lost, stopped without a cancel): run it again on
+        # the same output folder, which resumes (only missing rows), a few times. A bad spec is not retried.
+        limit = getattr(self.runner.cfg, "max_resubmits", 3)
+        source = self._input(batch)
+        if batch.resubmits >= limit or state.exit_code == EXIT_BAD_SPEC or source is None:
             self._collect(batch, assemble=True)
-            self._fail(batch, [BatchErrorItem(code="batch_failed", message=state.message or "the batch job failed")])
+            if source is None:
+                message = "the input file was deleted"
+            elif state.phase == "failed":
+                message = state.message or "the batch job failed"
+            else:
+                message = f"the job run was lost {batch.resubmits + 1} times"
+            self._fail(batch, [BatchErrorItem(code="batch_failed", message=message)])
             self.runner.cleanup(batch)
             return
-        # missing or stopped without a cancel: the run vanished (Ray restarted, pod lost). Resume it.
-        limit = getattr(self.runner.cfg, "max_resubmits", 3)
-        if batch.resubmits >= limit:
-            self._collect(batch, assemble=True)
-            self._fail(
-                batch,
-                [BatchErrorItem(code="batch_failed", message=f"the job run was lost {batch.resubmits + 1} times")],
-            )
-            return
-        batch.resubmits += 1
-        logger.warning("batch %s: job run %s (%s); resuming it", batch.id, state.phase, state.message)
+        logger.warning(
+            "batch %s: run %s %s (%s); running it again", batch.id, batch.run_name, state.phase, state.message
+        )
         self.runner.cleanup(batch)
-        source = self._input(batch)
-        if source is None:
-            self._fail(batch, [BatchErrorItem(code="file_not_found", message="the input file was deleted")])
-            return
+        # A new run name: the old run (a RayJob being deleted, a dead actor) never collides with the new one.
+        base = batch.run_name.rsplit("-r", 1)[0] if batch.resubmits else batch.run_name
+        batch.resubmits += 1
+        batch.run_name = f"{base}-r{batch.resubmits}"
         self.runner.submit(batch, self.job_spec(batch, source), self.models[batch.model])
 
     def _finalize(self, batch: Batch) -> None:

@@ -35,6 +35,12 @@ class LocalServe:
     api_key: str
     file_key: str
     models: tuple[str, ...]
+    batches_root: Path | None = None  # the Batch API's files and state (/v1/files, /v1/batches)
+
+
+def batches_args(root: Path) -> dict:
+    """The Batch API on the test deployment: local runner, quick polling."""
+    return {"enabled": True, "runner": "local", "storage_root": str(root), "poll_interval_s": 1}
 
 
 def test_catalog(key_file: Path) -> dict:
@@ -57,10 +63,12 @@ def local_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServe
 
     key_file = tmp_path_factory.mktemp("serve-auth") / "keys.txt"
     key_file.write_text(f"# test keys\n{FILE_KEY}\n")
+    batches_root = tmp_path_factory.mktemp("serve-batches")
     ray_was_up = ray.is_initialized()
     port = free_port()
     t0 = time.monotonic()
-    base_url = local.start({"catalog": test_catalog(key_file)}, host="127.0.0.1", port=port)
+    args = {"catalog": test_catalog(key_file), "batches": batches_args(batches_root)}
+    base_url = local.start(args, host="127.0.0.1", port=port)
     print(f"\nlocal serve up at {base_url} after {time.monotonic() - t0:.0f} s")
     try:
         yield LocalServe(
@@ -69,6 +77,7 @@ def local_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServe
             api_key=ENV_KEY,
             file_key=FILE_KEY,
             models=(MODEL_A, MODEL_B),
+            batches_root=batches_root,
         )
     finally:
         if ray_was_up:

@@ -236,14 +236,30 @@ def test_a_run_that_vanished_after_success_completes(tmp_path: Path) -> None:
     assert svc.reconcile(bid).status == "completed" and runner.submitted == runner.submitted[:1]
 
 
-def test_a_failed_job_fails_the_batch(tmp_path: Path) -> None:
+def test_a_failed_job_is_run_again_then_fails_the_batch(tmp_path: Path) -> None:
+    runner = FakeRunner()  # max_resubmits 2
+    svc = make_service(tmp_path, runner)
+    bid = create(svc, upload(svc, line("a")))
+    first = svc.reconcile(bid).run_name
+    names = [first]
+    for _ in range(2):
+        runner.phase[svc.reconcile(bid).id] = RunState("failed", 1, "too many errors")
+        b = svc.reconcile(bid)
+        assert b.status == "in_progress"
+        names.append(b.run_name)
+    assert names == [first, f"{first}-r1", f"{first}-r2"] and len(runner.submitted) == 3
+    runner.phase[bid] = RunState("failed", 1, "too many errors")
+    b = svc.reconcile(bid)
+    assert b.status == "failed" and b.errors.data[0].message == "too many errors"
+
+
+def test_a_bad_spec_is_not_run_again(tmp_path: Path) -> None:
     runner = FakeRunner()
     svc = make_service(tmp_path, runner)
     bid = create(svc, upload(svc, line("a")))
     svc.reconcile(bid)
-    runner.phase[bid] = RunState("failed", 1, "too many errors")
-    b = svc.reconcile(bid)
-    assert b.status == "failed" and b.errors.data[0].message == "too many errors"
+    runner.phase[bid] = RunState("failed", 2, "bad spec")
+    assert svc.reconcile(bid).status == "failed" and len(runner.submitted) == 1
 
 
 def test_folder_state_compare_and_swap(tmp_path: Path) -> None:
