@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
 M = TypeVar("M", bound="StrictModel")
 
@@ -31,10 +32,7 @@ class StrictModel(BaseModel):
     @classmethod
     def from_yaml(cls: type[M], path: str | Path, overrides: Iterable[str] = ()) -> M:
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        data = load_yaml_file(path)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
         return cls.from_dict(apply_overrides(data, overrides), source=str(path))
@@ -43,10 +41,53 @@ class StrictModel(BaseModel):
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True, by_alias=True), sort_keys=False)
 
 
+def load_yaml_file(path: Path) -> Any:
+    """A YAML file's content (``{}`` when empty); any problem reading or parsing it is one ``ConfigError``
+    line, ``<path>: <problem>``, that a CLI prints as it is."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: the problem, its context and where (``line L, column C``, 1-based)."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        parts = [p for p in (err.context, err.problem) if p]
+        mark = err.problem_mark or err.context_mark
+        text = ": ".join(parts) or type(err).__name__
+        if mark is not None:
+            text += f" (line {mark.line + 1}, column {mark.column + 1})"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
+def key_error(key: str, message: str) -> PydanticCustomError:
+    """An error about a key inside the value being validated (a key of a dict field, an extra key):
+    raised from a validator, ``format_validation_error`` names it as ``<field>.<key>: <message>``."""
+    return PydanticCustomError("config_key", "{message}", {"message": message, "key": key})
+
+
 def format_validation_error(err: ValidationError, model: str, source: str) -> str:
     lines = [f"invalid {model} in {source}:"]
     for item in err.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "<root>"
+        loc = [str(p) for p in item["loc"]]
+        if item["type"] == "config_key":
+            loc.append(str((item.get("ctx") or {}).get("key", "")))
+        where = ".".join(p for p in loc if p) or "<root>"
         msg = item["msg"]
         if item["type"] == "extra_forbidden":
             msg = "unknown field (not allowed)"
