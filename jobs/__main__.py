@@ -28,22 +28,15 @@ def _show_results(summary, limit: int) -> None:
         f"{summary.run['wall_time_s']:.1f} s =="
     )
     if limit:
-        if out["results"].endswith(".jsonl"):
-            text = io.read_text(out["results"].rsplit("/", 1)[0], out["results"].rsplit("/", 1)[1]) or ""
-            shown = [json.loads(line) for line in text.splitlines()[:limit]]
-            for r in shown:
-                body = (r.get("response") or {}).get("body") or {}
+        for r in io.head(summary.output["summary"].rsplit("/", 1)[0], io.DATA_DIR, limit):
+            body = (r.get("response") or {}).get("body") or {}
+            if body:
                 answer = body.get("choices", [{}])[0].get("message", {}).get("content", "")
-                print(f"- [{r['custom_id']}] {answer!r}")
-        else:
-            root = out["results"].rsplit("/", 1)[0]
-            rows = io.read_parts(root, io.DATA_DIR)[:limit]
-            for r in rows:
-                question = next(
-                    (r[k] for k in ("prompt", "question", "text", "article") if isinstance(r.get(k), str)), ""
-                )
-                answer = r.get("label") or r.get("generated_text", "")
-                print(f"- {question[:70]!r}\n    -> {answer.strip()[:200]!r}")
+                print(f"- [{r.get('custom_id')}] {answer!r}")
+                continue
+            question = next((r[k] for k in ("prompt", "question", "text", "article") if isinstance(r.get(k), str)), "")
+            answer = r.get("label") or r.get("generated_text", "")
+            print(f"- {question[:70]!r}\n    -> {answer.strip()[:200]!r}")
     print(f"results: {out['results']}\nerrors:  {out['errors']}\nsummary: {out['summary']}")
 
 
@@ -79,16 +72,22 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(dataclasses.asdict(defaults_for(args.device)), indent=2))
             return 0
         spec = _load(args)
+        from jobs.workloads import resolve_workload
+
+        resolve_workload(spec)
         if args.command == "validate":
             print(spec.to_yaml(), end="")
             return 0
-        from jobs.pipeline import JobFailed, run
+        from jobs.pipeline import JobCancelled, JobFailed, run
 
         try:
             summary = run(spec)
         except JobFailed as e:
-            logger.error("%s", e)
+            logger.error("job failed: %s", e)
             return 1
+        except JobCancelled as e:
+            logger.warning("%s", e)
+            return 143
         _show_results(summary, args.show)
         return 0
     except ConfigError as e:

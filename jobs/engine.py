@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,16 +108,24 @@ def _finish_reason(generated: int, max_tokens: int) -> str:
     return "length" if generated >= max_tokens else "stop"
 
 
-def _vllm_postprocess(row: dict[str, Any]) -> dict[str, Any]:
-    generated = int(row.get("num_generated_tokens") or 0)
-    return {
-        "_row_id": row["_row_id"],
-        "generated_text": row.get("generated_text") or "",
-        "num_input_tokens": int(row.get("num_input_tokens") or 0),
-        "num_generated_tokens": generated,
-        "finish_reason": _finish_reason(generated, int(row["_max_tokens"])),
-        "_error": "",
-    }
+class _VllmPostprocess:
+    """The vLLM stage's output as our result (or error), handed to the job's ``finish``."""
+
+    def __init__(self, finish: Callable[[dict, dict, str | None], dict]):
+        self.finish = finish
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        error = row.get("__inference_error__")
+        if error:
+            return self.finish(row, {}, str(error))
+        generated = int(row.get("num_generated_tokens") or 0)
+        result = {
+            "generated_text": row.get("generated_text") or "",
+            "num_input_tokens": int(row.get("num_input_tokens") or 0),
+            "num_generated_tokens": generated,
+            "finish_reason": _finish_reason(generated, int(row["_max_tokens"])),
+        }
+        return self.finish(row, result, None)
 
 
 class _HttpPreprocess:
@@ -128,30 +137,23 @@ class _HttpPreprocess:
         return {"payload": {"model": self.model, "messages": json.loads(row["_messages"]), **sampling}}
 
 
-def _http_postprocess(row: dict[str, Any]) -> dict[str, Any]:
-    response = row.get("http_response") or {}
-    out = {
-        "_row_id": row["_row_id"],
-        "generated_text": "",
-        "num_input_tokens": 0,
-        "num_generated_tokens": 0,
-        "finish_reason": "",
-        "_error": "",
-    }
-    choices = response.get("choices") if isinstance(response, dict) else None
-    if not choices:
-        error = response.get("error") if isinstance(response, dict) else None
-        message = error.get("message") if isinstance(error, dict) else (error or response.get("detail") or response)
-        out["_error"] = f"HTTP endpoint error: {message}"
-        return out
-    usage = response.get("usage") or {}
-    out.update(
-        generated_text=(choices[0].get("message") or {}).get("content") or "",
-        num_input_tokens=int(usage.get("prompt_tokens") or 0),
-        num_generated_tokens=int(usage.get("completion_tokens") or 0),
-        finish_reason=choices[0].get("finish_reason") or "",
-    )
-    return out
+class _HttpPostprocess(_VllmPostprocess):
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        response = row.get("http_response") or {}
+        choices = response.get("choices") if isinstance(response, dict) else None
+        error = row.get("__inference_error__")
+        if error or not choices:
+            detail = response.get("error") if isinstance(response, dict) else None
+            message = detail.get("message") if isinstance(detail, dict) else (detail or error or response)
+            return self.finish(row, {}, f"HTTP endpoint error: {message}")
+        usage = response.get("usage") or {}
+        result = {
+            "generated_text": (choices[0].get("message") or {}).get("content") or "",
+            "num_input_tokens": int(usage.get("prompt_tokens") or 0),
+            "num_generated_tokens": int(usage.get("completion_tokens") or 0),
+            "finish_reason": choices[0].get("finish_reason") or "",
+        }
+        return self.finish(row, result, None)
 
 
 # -- processors ----------------------------------------------------------------
@@ -169,8 +171,9 @@ def batch_size_for(spec: JobSpec, device: str) -> int:
     return spec.engine.batch_size or defaults_for(device).batch_size
 
 
-def build_processor(spec: JobSpec, model_source: str, device: str):
-    """The Ray Data LLM processor for this spec; rows in need ``_messages``/``_sampling``/``_max_tokens``/``_row_id``."""
+def build_processor(spec: JobSpec, model_source: str, device: str, finish: Callable[[dict, dict, str | None], dict]):
+    """The Ray Data LLM processor for this spec: rows in need ``_messages``/``_sampling``/``_max_tokens``;
+    ``finish(row, result, error)`` turns each engine result into the output row."""
     from ray.data.llm import build_processor as ray_build_processor
 
     defaults = defaults_for(device)
@@ -199,7 +202,7 @@ def build_processor(spec: JobSpec, model_source: str, device: str):
         return ray_build_processor(
             config,
             preprocess=_HttpPreprocess(model),
-            postprocess=_http_postprocess,
+            postprocess=_HttpPostprocess(finish),
             preprocess_map_kwargs={"num_cpus": defaults.stage_num_cpus},
             postprocess_map_kwargs={"num_cpus": defaults.stage_num_cpus},
         )
@@ -230,32 +233,7 @@ def build_processor(spec: JobSpec, model_source: str, device: str):
     return ray_build_processor(
         config,
         preprocess=_vllm_preprocess,
-        postprocess=_vllm_postprocess,
+        postprocess=_VllmPostprocess(finish),
         preprocess_map_kwargs={"num_cpus": defaults.stage_num_cpus},
         postprocess_map_kwargs={"num_cpus": defaults.stage_num_cpus},
     )
-
-
-def sampling_defaults_for_missing_keys(keys: set[str]) -> dict[str, Any]:
-    """Values for sampling keys some rows set and others don't.
-
-    Rows travel as Arrow blocks, where a key missing from one row becomes null, and an
-    integer column with nulls comes back as floats, which vLLM's engine rejects (and then
-    hangs). So missing keys get vLLM's own default, and a missing ``seed`` (default: none,
-    i.e. random) gets a random seed, which samples the same way.
-    """
-    if not keys:
-        return {}
-    try:
-        from vllm import SamplingParams
-    except ImportError:
-        return {}
-    base = SamplingParams()
-    fill = {k: getattr(base, k) for k in keys if k != "structured_outputs" and hasattr(base, k)}
-    if "seed" in fill:
-        fill["seed"] = RANDOM_SEED
-    return fill
-
-
-# Placeholder the pipeline replaces with a fresh random seed per row.
-RANDOM_SEED = "__random__"

@@ -1,21 +1,17 @@
-"""Reading inputs and writing result parts through pyarrow filesystems (local/PVC, s3://, gs://).
+"""Filesystems (local/PVC, s3://, gs://) and the output folder's layout.
 
-The output folder is also the resume ledger: every part file carries the ``_row_id`` of
-its rows and appears atomically (write-then-rename locally; object stores publish an
-object only when its upload completes), so the set of finished rows is exactly the
-union of the ``_row_id`` values of the parts present.
+Reading inputs and writing parts are Ray Data's, on the workers (``jobs.reader``,
+``jobs.parts``); this module lists files, publishes a file atomically, and reads or writes
+the few small files a job keeps beside its parts (its spec, the summary).
 """
 
 from __future__ import annotations
 
-import csv
 import fnmatch
-import io
 import json
 import logging
 import posixpath
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -24,9 +20,6 @@ import pyarrow.parquet as pq
 
 logger = logging.getLogger(__name__)
 
-ROW_ID = "_row_id"
-# A row the reader could not decode carries this key with the reason; "_raw" holds the text.
-MALFORMED = "__malformed__"
 DATA_DIR, ERRORS_DIR = "data", "errors"
 _EXTENSIONS = {
     ".jsonl": "jsonl",
@@ -95,135 +88,37 @@ def detect_format(path: str, fmt: str) -> str:
     return _EXTENSIONS[ext]
 
 
-# -- reading -----------------------------------------------------------------
-def read_rows(paths: Iterable[str], fmt: str = "auto") -> Iterator[dict[str, Any]]:
-    """Rows of every input file, in a stable order. Undecodable lines come back as MALFORMED rows."""
-    for path in paths:
-        for fs, file in expand(path):
-            kind = detect_format(file, fmt)
-            logger.info("reading %s (%s)", file, kind)
-            if kind == "parquet":
-                with fs.open_input_file(file) as f:
-                    yield from pq.read_table(f).to_pylist()
-                continue
-            with fs.open_input_stream(file, compression="detect") as f:
-                text = f.read().decode("utf-8")
-            yield from _decode(text, kind, file)
-
-
-def _decode(text: str, kind: str, name: str) -> Iterator[dict[str, Any]]:
-    if kind == "jsonl":
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield {MALFORMED: f"{name}:{lineno}: invalid JSON: {e.msg}", "_raw": line}
-                continue
-            if isinstance(value, dict):
-                yield value
-            else:
-                yield {MALFORMED: f"{name}:{lineno}: expected a JSON object, got {type(value).__name__}", "_raw": line}
-    elif kind == "json":
-        value = json.loads(text)
-        if isinstance(value, dict) and isinstance(value.get("data"), list):
-            value = value["data"]
-        if not isinstance(value, list):
-            raise ValueError(f"{name}: a .json input must hold a list of objects")
-        for i, item in enumerate(value):
-            yield (
-                item
-                if isinstance(item, dict)
-                else {MALFORMED: f"{name}[{i}]: expected an object", "_raw": json.dumps(item)}
-            )
-    elif kind == "csv":
-        yield from csv.DictReader(io.StringIO(text))
-    elif kind == "text":
-        for line in text.splitlines():
-            if line.strip():
-                yield {"prompt": line.rstrip("\r")}
-    else:
-        raise ValueError(f"unknown input format {kind!r}")
-
-
-# -- writing -----------------------------------------------------------------
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """An Arrow table of rows; columns whose values don't share one type are stored as JSON text."""
-    try:
-        return pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        names = list(dict.fromkeys(k for r in rows for k in r))
-        columns = {}
-        for name in names:
-            values = [r.get(name) for r in rows]
-            try:
-                columns[name] = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                columns[name] = pa.array([None if v is None else json.dumps(v, default=str) for v in values])
-        return pa.table(columns)
-
-
-class PartWriter:
-    """Writes numbered part files into one folder, each published atomically."""
-
-    def __init__(self, root: str, subdir: str, fmt: str):
-        self.fs, base = filesystem(root)
-        self.dir = join(base, subdir)
-        self.fmt = fmt
-        self.run = uuid.uuid4().hex[:8]
-        self.seq = 0
-        self.fs.create_dir(self.dir, recursive=True)
-
-    def write(self, rows: list[dict[str, Any]]) -> str | None:
-        if not rows:
-            return None
-        name = f"part-{self.seq:05d}-{self.run}.{'parquet' if self.fmt == 'parquet' else 'jsonl'}"
-        self.seq += 1
-        if self.fmt == "parquet":
-            return publish(self.fs, self.dir, name, lambda f: pq.write_table(rows_to_table(rows), f))
-        payload = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows).encode("utf-8")
-        return publish(self.fs, self.dir, name, lambda f: f.write(payload))
-
-
-def list_parts(root: str, subdir: str) -> list[str]:
+# -- the output folder -----------------------------------------------------------
+def list_parts(root: str, subdir: str, limit: int | None = None) -> list[str]:
+    """Part files of one output folder, sorted by name (``limit``: stop caring after that many)."""
     fs, base = filesystem(root)
     folder = join(base, subdir)
     if fs.get_file_info(folder).type != pafs.FileType.Directory:
         return []
     infos = fs.get_file_info(pafs.FileSelector(folder))
-    return sorted(
+    found = sorted(
         i.path for i in infos if i.type == pafs.FileType.File and posixpath.basename(i.path).startswith("part-")
     )
+    return found[:limit] if limit is not None else found
 
 
-def read_part(fs: pafs.FileSystem, path: str) -> list[dict[str, Any]]:
-    if path.endswith(".parquet"):
-        with fs.open_input_file(path) as f:
-            return pq.read_table(f).to_pylist()
-    with fs.open_input_stream(path) as f:
-        return [json.loads(line) for line in f.read().decode("utf-8").splitlines() if line.strip()]
-
-
-def read_parts(root: str, subdir: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
+def head(root: str, subdir: str, n: int) -> list[dict[str, Any]]:
+    """The first ``n`` rows of a folder's parts (for showing a few results; reads no more than it needs)."""
     fs, _ = filesystem(root)
     rows: list[dict[str, Any]] = []
     for path in list_parts(root, subdir):
-        if columns and path.endswith(".parquet"):
+        if len(rows) >= n:
+            break
+        if path.endswith(".parquet"):
             with fs.open_input_file(path) as f:
-                rows.extend(pq.read_table(f, columns=columns).to_pylist())
+                batch = next(pq.ParquetFile(f).iter_batches(batch_size=n - len(rows)), None)
+                rows.extend(batch.to_pylist() if batch is not None else [])
         else:
-            part = read_part(fs, path)
-            rows.extend({c: r.get(c) for c in columns} if columns else r for r in part)
+            with fs.open_input_stream(path) as f:
+                for line in f.read().decode("utf-8").splitlines():
+                    if line.strip() and len(rows) < n:
+                        rows.append(json.loads(line))
     return rows
-
-
-def finished_ids(root: str) -> set[str]:
-    """Row ids already written (results and errors): the resume ledger."""
-    done: set[str] = set()
-    for subdir in (DATA_DIR, ERRORS_DIR):
-        done.update(str(r[ROW_ID]) for r in read_parts(root, subdir, [ROW_ID]))
-    return done
 
 
 def publish(fs: pafs.FileSystem, folder: str, name: str, write: Callable[[Any], Any]) -> str:

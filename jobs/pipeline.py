@@ -1,11 +1,18 @@
-"""``run(spec)``: read -> parse -> process (Ray Data LLM) -> postprocess -> write -> report.
+"""``run(spec)``: a Ray Data plan in which the driver plans and the workers move rows.
 
-Rows are read and parsed on the driver, in a stable order, so every row gets a stable
-id (its ``input.id_column``, its OpenAI ``custom_id``, or its position). Rows that
-can't be parsed go straight to the errors output; the rest stream through the Ray
-Data LLM processor, and the driver writes results in atomic part files as they come.
-A rerun with the same spec skips every id already in a part: the output then holds
-each input row exactly once.
+::
+
+    read (jobs.reader, on the workers)          rows + (_file, _line): the row's identity
+      -> map_batches(Parse)                     drop rows already finished (jobs.ledger);
+                                                rows that can't be parsed -> errors/ parts
+      -> Ray Data LLM processor                 vLLM engines (or an HTTP endpoint)
+           postprocess = Finish                 workload.format_result / format_error
+      -> write_datasink(PartsSink)              data/ and errors/ parts, written by the workers
+
+The driver lists input files, builds this plan, follows counts from a small progress
+actor, and writes ``summary.json`` from counts and sums the workers compute over the
+parts. It never iterates over rows, results or ids, so a 100M-row job needs the driver
+memory of a 100-row one.
 """
 
 from __future__ import annotations
@@ -14,22 +21,16 @@ import hashlib
 import json
 import logging
 import os
-import random
+import signal
 import time
-from collections.abc import Iterable
 from typing import Any
 
-from jobs import io, report
-from jobs.engine import (
-    RANDOM_SEED,
-    batch_size_for,
-    build_processor,
-    resolve_device,
-    sampling_defaults_for_missing_keys,
-)
+from jobs import io, ledger, parts, progress, report
+from jobs.engine import batch_size_for, build_processor, defaults_for, resolve_device
 from jobs.spec import JobSpec
+from jobs.stages import Finish, Parse, StageContext
 from jobs.startup import Warmup
-from jobs.workloads import RowError, Workload, get_workload
+from jobs.workloads import Workload, resolve_workload
 from llmkit import logs, models
 from llmkit.config import ConfigError
 
@@ -42,6 +43,10 @@ class JobFailed(RuntimeError):
     """The job ran but its outcome breaks the spec's error policy."""
 
 
+class JobCancelled(RuntimeError):
+    """The job was stopped (SIGTERM); what it finished is kept and reported."""
+
+
 def _fingerprint(spec: JobSpec) -> str:
     """What decides the results: a resumed run must agree on it, or the output would mix two jobs."""
     decisive = spec.model_dump(
@@ -50,11 +55,11 @@ def _fingerprint(spec: JobSpec) -> str:
     return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _prepare_output(spec: JobSpec) -> set[str]:
-    """Apply the resume policy; return the ids already finished."""
+def _prepare_output(spec: JobSpec) -> bool:
+    """Apply the resume policy; returns whether earlier parts are to be resumed from."""
     out = spec.output.path
     previous = io.read_text(out, SPEC_FILE)
-    has_parts = bool(io.list_parts(out, io.DATA_DIR) or io.list_parts(out, io.ERRORS_DIR))
+    has_parts = bool(parts.part_folders(out))
     mode = spec.resume.mode
     if mode == "overwrite" and (has_parts or previous):
         logger.info("resume.mode=overwrite: clearing %s", out)
@@ -71,214 +76,123 @@ def _prepare_output(spec: JobSpec) -> set[str]:
     io.write_text(
         out, SPEC_FILE, json.dumps({"fingerprint": fingerprint, "spec": spec.model_dump(mode="json")}, indent=2)
     )
-    done = io.finished_ids(out) if has_parts else set()
-    if done:
-        logger.info("resuming: %d rows already finished in %s", len(done), out)
-    return done
+    return has_parts
 
 
-def _records(data: Any) -> Iterable[dict[str, Any]]:
-    """In-memory input: a list of dicts/strings or a pandas DataFrame."""
-    if hasattr(data, "to_dict") and hasattr(data, "columns"):
-        return data.to_dict(orient="records")
-    return ({"prompt": r} if isinstance(r, str) else r for r in data)
+def _input_dataset(spec: JobSpec, workload: Workload, data: Any, num_cpus: float):
+    from jobs.reader import from_data, read_inputs
+
+    source = data if data is not None else workload.load_dataset()
+    if source is None:
+        return read_inputs(workload.input_paths(), spec.input.format, num_cpus)
+    return from_data(source, spec.input.id_column, num_cpus)
 
 
-class _Prepared:
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-        self.errors: list[dict[str, Any]] = []
-        self.order: dict[str, int] = {}
-        self.skipped = 0
-        self.total = 0
-
-
-def _prepare_rows(spec: JobSpec, workload: Workload, rows: Iterable[dict[str, Any]], done: set[str]) -> _Prepared:
-    prep = _Prepared()
-    defaults = {k: v for k, v in spec.sampling.model_dump().items() if v is not None}
-    id_column = spec.input.id_column
-    own_id = (lambda r: r.get(id_column)) if id_column else getattr(workload, "row_id", lambda r: None)
-    seen: set[str] = set()
-    for index, row in enumerate(rows):
-        if spec.input.limit is not None and index >= spec.input.limit:
-            break
-        prep.total += 1
-        own = None if io.MALFORMED in row else own_id(row)
-        duplicate = own is not None and str(own) in seen
-        rid = str(own) if own is not None and not duplicate else f"#{index}"
-        seen.add(rid)
-        prep.order[rid] = index
-        if rid in done:
-            prep.skipped += 1
-            continue
-        try:
-            if io.MALFORMED in row:
-                raise RowError(row[io.MALFORMED], code="invalid_json")
-            if id_column and own is None:
-                raise RowError(f"missing id column {id_column!r}", code="missing_field")
-            if duplicate:
-                raise RowError(f"duplicate id {own!r}: ids must be unique", code="duplicate_id")
-            messages = workload.parse_row(row)
-            sampling = {**defaults, **workload.sampling_overrides(row)}
-        except RowError as e:
-            prep.errors.append(_error_record(workload, rid, row, e.code, str(e)))
-            continue
-        prep.items.append(
-            {
-                io.ROW_ID: rid,
-                "_input": json.dumps(row, default=str, ensure_ascii=False),
-                "_messages": messages,
-                "_sampling": sampling,
-                "_max_tokens": int(sampling.get("max_tokens") or 16),
-            }
-        )
-    # Arrow turns a key some rows lack into null; give those rows vLLM's default instead.
-    keys = [set(it["_sampling"]) for it in prep.items]
-    union = set().union(*keys) if keys else set()
-    partial = {k for k in union if any(k not in ks for ks in keys)}
-    fill = sampling_defaults_for_missing_keys(partial)
-    for it in prep.items:
-        sampling = {**fill, **it["_sampling"]}
-        if sampling.get("seed") == RANDOM_SEED:
-            sampling["seed"] = random.randrange(2**31)
-        it["_messages"] = json.dumps(it["_messages"], ensure_ascii=False)
-        it["_sampling"] = json.dumps(sampling, default=str)
-    return prep
-
-
-def _error_record(workload: Workload, rid: str, row: dict[str, Any] | None, code: str, message: str) -> dict[str, Any]:
-    clean = {k: v for k, v in (row or {}).items() if k != io.MALFORMED}
-    if hasattr(workload, "format_error"):
-        record = workload.format_error(clean, code, message)
-    else:
-        record = {**clean, "error_code": code, "error": message}
-    return {io.ROW_ID: rid, **record}
-
-
-def _result_record(workload: Workload, spec: JobSpec, item: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    row = json.loads(item["_input"])
-    text = result["generated_text"]
-    base = {
-        "generated_text": text,
-        "num_input_tokens": result["num_input_tokens"],
-        "num_generated_tokens": result["num_generated_tokens"],
-        "finish_reason": result["finish_reason"],
-        "model": spec.model_name(),
-    }
-    if hasattr(workload, "format_result"):
-        record = workload.format_result(row, base)
-        record["_tokens"] = [base["num_input_tokens"], base["num_generated_tokens"]]
-    else:
-        record = {**row, **base, **workload.postprocess(row, text)}
-    return {io.ROW_ID: item[io.ROW_ID], **record}
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    raise JobCancelled("stopped by SIGTERM")
 
 
 def run(spec: JobSpec, data: Any = None) -> report.Summary:
-    """Run a batch job. ``data`` (a list of rows or prompts, or a DataFrame) replaces ``spec.input``."""
+    """Run a batch job. ``data`` (rows, prompts, a DataFrame or a ``ray.data.Dataset``) replaces ``spec.input``."""
     import ray
 
     started = time.time()
     # RAY_JOB_SUBMISSION_ID is set when KubeRay's submitter (or `ray job submit`) started us.
     logs.bind(job_id=os.environ.get("RAY_JOB_SUBMISSION_ID") or spec.name)
-    workload = get_workload(spec.workload.name)(spec)
-    if spec.workload.name == "openai_batch" and spec.output.format != "jsonl":
-        spec = spec.model_copy(update={"output": spec.output.model_copy(update={"format": "jsonl"})})
+    workload = resolve_workload(spec)
+    if workload.output_format and spec.output.format != workload.output_format:
+        spec = spec.model_copy(update={"output": spec.output.model_copy(update={"format": workload.output_format})})
+        workload = resolve_workload(spec)
     warmup = Warmup()
     warmup.start_imports(spec.engine.kind)
-    done = _prepare_output(spec)
-    rows = _records(data) if data is not None else workload.load_dataset()
-    prep = _prepare_rows(spec, workload, rows, done)
-    logger.info(
-        "job %s: %d input rows, %d already finished, %d to run, %d invalid",
-        spec.name,
-        prep.total,
-        prep.skipped,
-        len(prep.items),
-        len(prep.errors),
-    )
+    resuming = _prepare_output(spec)
+
+    model_source = spec.model.source
+    if spec.engine.kind == "vllm":
+        model_source = models.resolve(spec.model.source)
+        # Ray is not up yet: this is what the spec and this machine say, which is enough here.
+        if resolve_device(spec) == "gpu":
+            warmup.start_model_inspection(model_source)
     out = spec.output.path
-    data_writer = io.PartWriter(out, io.DATA_DIR, spec.output.format)
-    error_writer = io.PartWriter(out, io.ERRORS_DIR, "jsonl")
-    progress = report.Progress(spec.name, total=len(prep.items) + len(prep.errors))
-    if prep.errors:
-        if spec.errors.on_row_error == "fail":
-            raise JobFailed(f"row {prep.errors[0][io.ROW_ID]} is invalid: {prep.errors[0]}")
-        error_writer.write(prep.errors)
-        progress.add(failed=len(prep.errors))
-
-    device = None
-    if prep.items:
-        model_source = spec.model.source
-        if spec.engine.kind == "vllm":
-            model_source = models.resolve(spec.model.source)
-            # Ray is not up yet: this is what the spec and this machine say, which is enough here.
-            if resolve_device(spec) == "gpu":
-                warmup.start_model_inspection(model_source)
-        try:
-            if not ray.is_initialized():
-                ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
-            device = resolve_device(spec)
-            logger.info("engine %s on %s, model %s", spec.engine.kind, device, model_source)
-            warmup.wait()
-            processor = build_processor(spec, model_source, device)
-            blocks = _num_blocks(len(prep.items), batch_size_for(spec, device))
-            _execute(spec, workload, prep, processor, blocks, data_writer, error_writer, progress)
-        finally:
-            warmup.close()
-
-    summary = report.finalize(spec, workload, prep.order, prep.skipped, started, progress, device)
-    failed_fraction = summary.rows_failed / summary.rows_total if summary.rows_total else 0.0
-    if failed_fraction > spec.errors.max_error_fraction:
-        raise JobFailed(
-            f"{summary.rows_failed}/{summary.rows_total} rows failed, over errors.max_error_fraction="
-            f"{spec.errors.max_error_fraction}; see {io.join(out, io.ERRORS_DIR)}"
+    run_id = parts.new_run_id()
+    previous_handler = None
+    try:
+        if not ray.is_initialized():
+            ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+        # Our own progress line (rows, tokens) replaces Ray Data's per-operator one every few seconds.
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        device = resolve_device(spec)
+        ledger_folder = None
+        before = {"rows_ok": 0, "rows_failed": 0}
+        ledger.clear_old(out, keep=run_id)
+        if resuming:
+            done = ledger.build(out, run_id)
+            before = parts.totals(out)
+            ledger_folder = ledger.ledger_dir(out, run_id)
+            logger.info("resuming: %d rows already finished in %s", done, out)
+        progress_name, progress_handle = progress.start(spec.name, run_id)
+        stage_cpus = defaults_for(device).stage_num_cpus
+        duplicates = None
+        if workload.checks_unique_keys():
+            keys = _input_dataset(spec, workload, data, stage_cpus)
+            duplicates = ledger.build_duplicates(keys, spec.model_dump_json(), out, run_id, stage_cpus)
+        ctx = StageContext(
+            spec_json=spec.model_dump_json(),
+            root=out,
+            run=run_id,
+            ledger=ledger_folder,
+            duplicates=duplicates,
+            progress=progress_name,
+            model=spec.model_name(),
         )
+        logger.info("engine %s on %s, model %s", spec.engine.kind, device, model_source)
+        warmup.wait()
+        ds = _plan(spec, workload, data, ctx, model_source, device)
+        if threading_main():
+            previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+        cancelled = False
+        with progress.Monitor(progress_handle, spec.name, out, base=before) as monitor:
+            try:
+                ds.write_datasink(parts.sink(out, spec.output.format, run_id, spec.output.rows_per_file, progress_name))
+            except JobCancelled:
+                cancelled = True
+                logger.warning("job %s cancelled: keeping the %d rows finished so far", spec.name, monitor.done())
+            except KeyboardInterrupt:
+                cancelled = True
+    finally:
+        warmup.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+    summary = report.finalize(spec, workload, started, monitor.last, before, device, cancelled=cancelled)
+    if cancelled:
+        raise JobCancelled(f"job {spec.name} cancelled; {summary.rows_ok} rows ok so far in {out}")
+    if summary.failure:
+        raise JobFailed(summary.failure)
     return summary
 
 
-def _num_blocks(rows: int, batch_size: int, most: int = 10_000) -> int:
-    """One block per engine batch, so each Ray Data task is one whole batch (80-row blocks made
-    128 + 32 batches) and tasks are small enough to spread evenly over the engines."""
-    return max(1, min(-(-rows // batch_size), most))
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
-def _execute(spec, workload, prep: _Prepared, processor, blocks: int, data_writer, error_writer, progress) -> None:
+def _plan(spec: JobSpec, workload: Workload, data: Any, ctx: StageContext, model_source: str, device: str):
+    """read -> parse -> processor (postprocess: finish); the write is the caller's."""
     import ray
 
-    items = {it[io.ROW_ID]: it for it in prep.items}
-    ds = ray.data.from_items(prep.items, override_num_blocks=blocks)
-    ok_buf: list[dict[str, Any]] = []
-    err_buf: list[dict[str, Any]] = []
-    last_flush = time.monotonic()
-
-    def flush() -> None:
-        nonlocal last_flush
-        data_writer.write(ok_buf)
-        error_writer.write(err_buf)
-        ok_buf.clear()
-        err_buf.clear()
-        last_flush = time.monotonic()
-
-    for batch in processor(ds).iter_batches(batch_size=None, batch_format="pyarrow"):
-        for result in batch.to_pylist():
-            rid = result[io.ROW_ID]
-            item = items[rid]
-            error = result.get("__inference_error__") or result.get("_error")
-            if error:
-                if spec.errors.on_row_error == "fail":
-                    flush()
-                    raise JobFailed(f"row {rid} failed: {error}")
-                row = json.loads(item["_input"])
-                err_buf.append(_error_record(workload, rid, row, "inference_error", str(error)))
-                progress.add(failed=1)
-            else:
-                ok_buf.append(_result_record(workload, spec, item, result))
-                progress.add(ok=1, tokens_in=result["num_input_tokens"], tokens_out=result["num_generated_tokens"])
-        progress.end_batch()
-        if len(ok_buf) + len(err_buf) >= spec.output.rows_per_file or (
-            time.monotonic() - last_flush >= spec.output.flush_interval_s
-        ):
-            flush()
-        progress.maybe_log()
-    flush()
-    progress.log()
+    stage_cpus = defaults_for(device).stage_num_cpus
+    batch_size = batch_size_for(spec, device)
+    ds = _input_dataset(spec, workload, data, stage_cpus)
+    if spec.input.limit is not None:
+        # The first N rows in file order, the same N on every run.
+        ray.data.DataContext.get_current().execution_options.preserve_order = True
+        ds = ds.limit(spec.input.limit)
+    # Parse's output blocks are engine batches: each Ray Data task of the engine stage is then one
+    # whole batch, and tasks are small enough to spread evenly over the engines.
+    ds = ds.map_batches(
+        Parse(ctx), batch_format="pyarrow", batch_size=batch_size, num_cpus=stage_cpus, zero_copy_batch=True
+    )
+    processor = build_processor(spec, model_source, device, finish=Finish(ctx))
+    return processor(ds)

@@ -100,9 +100,35 @@ class EngineSpec(StrictModel):
             raise ValueError("set the model with model.source, not engine_kwargs.model")
         return value
 
+    @model_validator(mode="after")
+    def _engine_kwargs_known(self) -> EngineSpec:
+        # Names vLLM's engine would reject fail here, not when the engines start (jobs/engine_params.py).
+        if self.kind == "vllm" and self.engine_kwargs:
+            from jobs.engine_params import engine_kwargs_problems
+
+            _reject_keys("engine_kwargs", engine_kwargs_problems(self.engine_kwargs))
+        return self
+
+
+def _reject_keys(field: str, problems: dict[str, str]) -> None:
+    """Fail validation naming the first bad key as ``<field>.<key>`` (and the others after it)."""
+    if problems:
+        from llmkit.config import key_error
+
+        key, *others = sorted(problems)
+        also = f" (also unknown: {', '.join(others)})" if others else ""
+        raise key_error(f"{field}.{key}", problems[key] + also)
+
 
 class SamplingSpec(StrictModel):
-    """Default sampling parameters; a row's own ``sampling_params`` column overrides them per row."""
+    """Default sampling parameters; a row's own ``sampling_params`` column overrides them per row.
+
+    Other keys are passed to the engine as they are, and validation checks their names: for
+    ``engine.kind: vllm`` against vLLM's ``SamplingParams`` (skipped where vLLM is not installed);
+    for ``kind: http`` against OpenAI's chat-completion parameters plus vLLM's extra sampling
+    parameters (top_k, min_p, repetition_penalty, ignore_eos...), since the server may be vLLM.
+    ``model``, ``messages`` and ``stream`` are the job's own there.
+    """
 
     model_config = StrictModel.model_config | {"extra": "allow"}
 
@@ -134,10 +160,13 @@ class InputSpec(StrictModel):
     format: InputFormat = Field(default="auto", description="File format; auto goes by extension.")
     id_column: str | None = Field(
         default=None,
-        description="Column with a unique row id (kept in the output, used to resume); "
-        "none numbers rows in input order.",
+        description="Column that every row must have (rows without it go to the errors output). "
+        "Rows are identified by their file and position in it, which resume uses; with a "
+        "ray.data.Dataset input, which has no positions, this column's value identifies the row.",
     )
-    limit: int | None = Field(default=None, ge=1, description="Process only the first N rows.")
+    limit: int | None = Field(
+        default=None, ge=1, description="Process only the first N rows (in the order the files are listed)."
+    )
 
 
 class OutputSpec(StrictModel):
@@ -145,9 +174,18 @@ class OutputSpec(StrictModel):
 
     path: str = Field(description="Output folder (local, PVC, s3://, gs://).")
     format: OutputFormat = Field(default="parquet", description="File format of the result parts.")
-    rows_per_file: int = Field(default=1000, ge=1, description="Rows per output part file (the unit of resume).")
-    flush_interval_s: float = Field(
-        default=30, gt=0, description="Write a partial part at least this often, so a killed run loses little."
+    rows_per_file: int = Field(
+        default=1000,
+        ge=1,
+        description="Rows per output part file, written by one worker task once it has that many rows "
+        "(the last part of a run may be smaller). A killed run loses at most the rows not yet in a part.",
+    )
+    lease_ttl_s: float = Field(
+        default=60,
+        ge=5,
+        description="A run holds a lease on the output path (<path>/_LEASE), renewed every third of this; "
+        "another run on the same path refuses to start until the lease is released or its last heartbeat "
+        "is older than this (its run was killed), when it takes the lease over.",
     )
 
 
@@ -158,7 +196,14 @@ class ErrorPolicy(StrictModel):
         default="record", description="record writes failed rows to the errors output and goes on; fail stops the job."
     )
     max_error_fraction: float = Field(
-        default=1.0, ge=0, le=1, description="Fail the job at the end if more than this fraction of rows failed."
+        default=0.1,
+        ge=0,
+        le=1,
+        description="The job fails (exit code 1, no _SUCCESS) if more than this fraction of its rows failed, "
+        "and always if it had rows and none succeeded, even at 1.0. The default 0.1 tolerates scattered "
+        "bad rows (a malformed line, an over-long prompt) but fails a job in which something systematic "
+        "broke (a wrong sampling parameter, an endpoint down), which fails far more than one row in ten. "
+        "Failed rows are recorded in the errors output either way.",
     )
 
 
@@ -176,19 +221,6 @@ class WorkloadSpec(StrictModel):
 
     name: str = Field(default="chat", description="Workload plug-in name (chat, creative, sentiment, ...).")
     options: dict[str, Any] = Field(default_factory=dict, description="Workload-specific options.")
-
-    @field_validator("name")
-    @classmethod
-    def _known_workload(cls, value: str) -> str:
-        from jobs.workloads import REGISTRY, get_workload
-
-        try:
-            get_workload(value)
-        except (KeyError, ImportError, AttributeError, TypeError):
-            raise ValueError(
-                f"unknown workload {value!r}; known: {', '.join(REGISTRY)} (or a plug-in as package.module:Class)"
-            ) from None
-        return value
 
 
 class JobSpec(StrictModel):
@@ -216,6 +248,16 @@ class JobSpec(StrictModel):
     output: OutputSpec = Field(description="The results.")
     errors: ErrorPolicy = Field(default_factory=ErrorPolicy, description="Error policy.")
     resume: ResumePolicy = Field(default_factory=ResumePolicy, description="Resume policy.")
+
+    @model_validator(mode="after")
+    def _sampling_keys_known(self) -> JobSpec:
+        # Here, where the engine kind is known; a misspelled key would otherwise fail every row.
+        extra = self.sampling.model_extra or {}
+        if extra:
+            from jobs.engine_params import sampling_problems
+
+            _reject_keys("sampling", sampling_problems(extra, self.engine.kind))
+        return self
 
     def model_name(self) -> str:
         if self.model.served_name:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from jobs.workloads.base import Messages, RowError, Workload
 from jobs.workloads.chat import ChatWorkload
@@ -11,6 +12,10 @@ from jobs.workloads.creative import CreativeWorkload
 from jobs.workloads.openai_batch import OpenAIBatchWorkload
 from jobs.workloads.sentiment import SentimentWorkload
 from jobs.workloads.summarize import SummarizeWorkload
+from llmkit.config import ConfigError
+
+if TYPE_CHECKING:
+    from jobs.spec import JobSpec
 
 REGISTRY: dict[str, type[Workload]] = {
     cls.name: cls
@@ -43,4 +48,16 @@ def get_workload(name: str) -> type[Workload]:
     raise KeyError(name)
 
 
-__all__ = ["REGISTRY", "Messages", "RowError", "Workload", "get_workload", "register"]
+def resolve_workload(spec: JobSpec) -> Workload:
+    """The spec's workload, ready to use; a ConfigError naming ``workload.name`` if there is none such."""
+    try:
+        cls = get_workload(spec.workload.name)
+    except (KeyError, ImportError, AttributeError, TypeError, ValueError):
+        raise ConfigError(
+            f"workload.name: unknown workload {spec.workload.name!r}; known: {', '.join(REGISTRY)} "
+            "(or a plug-in as package.module:Class)"
+        ) from None
+    return cls(spec)
+
+
+__all__ = ["REGISTRY", "Messages", "RowError", "Workload", "get_workload", "register", "resolve_workload"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
+    from ray.data import Dataset
+
     from jobs.spec import JobSpec
 
 logger = logging.getLogger(__name__)
@@ -26,12 +28,14 @@ class RowError(ValueError):
 
 
 class Workload:
-    """Base class of workloads.
+    """Base class of workloads: every hook the pipeline calls is declared here, with its default.
 
-    Subclasses set ``name`` and ``sample_data`` and implement ``parse_row``. The
-    pipeline calls ``load_dataset`` once, ``parse_row`` and ``sampling_overrides``
-    per row (a ``RowError`` sends the row to the errors output), and ``postprocess``
-    per generated row.
+    A simple workload sets ``name`` and ``sample_data`` and implements ``parse_row``. The
+    pipeline calls ``load_dataset`` once, on the driver, to plan the input (it returns a
+    plan, not rows); the other hooks run on the workers: ``parse_row`` and
+    ``sampling_overrides`` per input row (a ``RowError`` sends the row to the errors
+    output), ``format_result`` / ``format_error`` per finished row, and ``finalize_output``
+    once at the end.
     """
 
     name: ClassVar[str]
@@ -42,6 +46,8 @@ class Workload:
     default_sampling: ClassVar[dict[str, Any]] = {}
     # Options the workload accepts in spec.workload.options, with their defaults.
     options_defaults: ClassVar[dict[str, Any]] = {}
+    # The results' file format this workload needs, whatever output.format says (None: the spec decides).
+    output_format: ClassVar[Literal["parquet", "jsonl"] | None] = None
 
     def __init__(self, spec: JobSpec):
         self.spec = spec
@@ -57,21 +63,24 @@ class Workload:
         self.system = spec.system_prompt if spec.system_prompt is not None else self.system_prompt
         self.template = spec.prompt_template if spec.prompt_template is not None else self.prompt_template
 
-    # -- input -------------------------------------------------------------
+    # -- input (driver: plans, never reads rows) -----------------------------------
     def input_paths(self) -> list[str]:
         path = self.spec.input.path
         if path is None:
             return [str(DATA_DIR / self.sample_data)]
         return [path] if isinstance(path, str) else list(path)
 
-    def load_dataset(self) -> Iterable[dict[str, Any]]:
-        """Yield the input rows in a stable order (re-reading yields the same order)."""
-        from jobs.io import read_rows
+    def load_dataset(self) -> Dataset | Iterable[dict[str, Any]] | None:
+        """The input, when it is not ``spec.input``'s files: a ``ray.data.Dataset`` (from any Ray
+        reader, e.g. ``ray.data.from_huggingface``), or rows in memory (a list or a DataFrame).
 
-        return read_rows(self.input_paths(), self.spec.input.format)
+        The default, None, reads ``input_paths()`` with the job's reader, on the workers.
+        """
+        return None
 
-    # -- per row -----------------------------------------------------------
+    # -- per row, on the workers -----------------------------------------------------
     def parse_row(self, row: dict[str, Any]) -> Messages:
+        """The chat messages for one input row; raise ``RowError`` if the row can't be used."""
         raise NotImplementedError
 
     def sampling_overrides(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -81,9 +90,36 @@ class Workload:
             raise RowError("sampling_params must be an object")
         return {**self.default_sampling, **(own or {})}
 
+    def unique_key(self, row: dict[str, Any]) -> str | None:
+        """A key no two input rows may share (a later duplicate goes to the errors output as
+        ``duplicate_id``), or None. Default: the row's ``input.id_column`` value."""
+        column = self.spec.input.id_column
+        return None if not column or row.get(column) is None else str(row[column])
+
+    def checks_unique_keys(self) -> bool:
+        """Whether the input has unique keys to check (one extra pass over the input, before the run)."""
+        return bool(self.spec.input.id_column)
+
     def postprocess(self, row: dict[str, Any], text: str) -> dict[str, Any]:
         """Extra output columns derived from the generated text."""
         return {}
+
+    def format_result(self, row: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        """The output record of a finished row. ``result`` has generated_text, num_input_tokens,
+        num_generated_tokens, finish_reason and model. Default: the input columns, the result,
+        and ``postprocess``'s columns."""
+        return {**row, **result, **self.postprocess(row, result["generated_text"])}
+
+    def format_error(self, row: dict[str, Any] | None, code: str, message: str) -> dict[str, Any]:
+        """The errors-output record of a failed row (``row`` is None when it could not be decoded)."""
+        return {**(row or {}), "error_code": code, "error": message}
+
+    # -- once, at the end ----------------------------------------------------------
+    def finalize_output(self, root: str) -> dict[str, str]:
+        """Turn the written parts into what users read; returns where results and errors are."""
+        from jobs import io
+
+        return {"results": io.join(root, io.DATA_DIR), "errors": io.join(root, io.ERRORS_DIR)}
 
     # -- helpers -----------------------------------------------------------
     def render(self, row: dict[str, Any], default_field: str) -> str:

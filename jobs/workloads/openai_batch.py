@@ -37,9 +37,14 @@ class OpenAIBatchWorkload(Workload):
     description = "OpenAI Batch API JSONL in, OpenAI batch output + error files out"
     sample_data = "openai_batch.jsonl"
 
-    def row_id(self, row: dict[str, Any]) -> str | None:
+    output_format = "jsonl"
+
+    def unique_key(self, row: dict[str, Any]) -> str | None:
         custom_id = row.get("custom_id")
         return custom_id if isinstance(custom_id, str) and custom_id else None
+
+    def checks_unique_keys(self) -> bool:
+        return True
 
     def _body(self, row: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(row.get("custom_id"), str) or not row["custom_id"]:
@@ -128,6 +133,12 @@ class OpenAIBatchWorkload(Workload):
             "response": None,
             "error": {"code": code, "message": message},
         }
+
+    def finalize_output(self, root: str) -> dict[str, str]:
+        """OpenAI's two files, streamed from the parts (line order is not input order, as with OpenAI)."""
+        from jobs.openai_files import assemble
+
+        return assemble(root)
 
 
 def _structured(response_format: Any) -> dict[str, Any]:

@@ -1,0 +1,243 @@
+"""The output folder's part files: written by the workers, read back for resume and the report.
+
+Layout of ``output.path``::
+
+    data/part-<run>-<task>.parquet|jsonl    results (input columns + generated_text ...)
+    errors/part-<run>-<task>.jsonl          failed rows, with a code and a reason
+    _ledger/<run>/<file hash>.parquet       rows already finished, per input file (resume)
+
+Every part carries the bookkeeping columns ``_row_id``, ``_file``, ``_line`` (the row's
+identity, see ``jobs.reader``) and, for results, ``_tokens_in`` / ``_tokens_out``. A part
+appears atomically (locally a hidden temp file, then a rename; object stores publish an
+object when its upload completes), and its name depends only on the run and the Ray task,
+so a retried task replaces its own part instead of adding a second copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs import io
+from jobs.reader import FILE, LINE
+
+logger = logging.getLogger(__name__)
+
+ROW_ID = "_row_id"
+TOKENS_IN, TOKENS_OUT = "_tokens_in", "_tokens_out"
+# Produced by the shaping stage: the output record as JSON text, and the error (null if ok).
+RECORD, ERROR = "_record", "_error"
+BOOKKEEPING = (ROW_ID, FILE, LINE, TOKENS_IN, TOKENS_OUT)
+LEDGER_DIR = "_ledger"
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def row_id(file: str, line: int) -> str:
+    return f"{file}:{line}"
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """An Arrow table of rows; a column whose values don't share one type is stored as JSON text."""
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        names = list(dict.fromkeys(k for r in rows for k in r))
+        columns = {}
+        for name in names:
+            values = [r.get(name) for r in rows]
+            try:
+                columns[name] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                columns[name] = pa.array([None if v is None else json.dumps(v, default=str) for v in values])
+        return pa.table(columns)
+
+
+def write_part(root: str, subdir: str, name: str, fmt: str, records: list[str]) -> str:
+    """Publish one part from records given as JSON text (one object per record)."""
+    fs, base = io.filesystem(root)
+    folder = io.join(base, subdir)
+    fs.create_dir(folder, recursive=True)
+    if fmt == "parquet":
+        table = rows_to_table([json.loads(r) for r in records])
+        return io.publish(fs, folder, f"{name}.parquet", lambda f: pq.write_table(table, f))
+    payload = ("\n".join(records) + "\n").encode("utf-8")
+    return io.publish(fs, folder, f"{name}.jsonl", lambda f: f.write(payload))
+
+
+def _sink_class():
+    from ray.data import Datasink
+
+    class PartsSink(Datasink):
+        """Writes each write task's rows as one results part and one errors part."""
+
+        def __init__(self, root: str, fmt: str, run: str, rows_per_file: int, progress: str | None = None):
+            self.root, self.fmt, self.run = root, fmt, run
+            self.rows_per_file = rows_per_file
+            self.progress = progress
+
+        def on_write_start(self, *args: Any, **kwargs: Any) -> None:
+            fs, base = io.filesystem(self.root)
+            for subdir in (io.DATA_DIR, io.ERRORS_DIR):
+                fs.create_dir(io.join(base, subdir), recursive=True)
+
+        @property
+        def min_rows_per_write(self) -> int:
+            return self.rows_per_file
+
+        def write(self, blocks: Iterable[pa.Table], ctx) -> dict[str, int]:
+            ok: list[str] = []
+            failed: list[str] = []
+            tokens_in = tokens_out = 0
+            for block in blocks:
+                table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block)
+                records = table.column(RECORD).to_pylist()
+                errors = table.column(ERROR).to_pylist()
+                t_in = table.column(TOKENS_IN).to_pylist()
+                t_out = table.column(TOKENS_OUT).to_pylist()
+                for record, error, a, b in zip(records, errors, t_in, t_out, strict=True):
+                    if error is None:
+                        ok.append(record)
+                        tokens_in += a or 0
+                        tokens_out += b or 0
+                    else:
+                        failed.append(record)
+            name = f"part-{self.run}-{ctx.task_idx:06d}"
+            if ok:
+                write_part(self.root, io.DATA_DIR, name, self.fmt, ok)
+            if failed:
+                write_part(self.root, io.ERRORS_DIR, name, "jsonl", failed)
+            counts = {"ok": len(ok), "failed": len(failed), "tokens_in": tokens_in, "tokens_out": tokens_out}
+            if self.progress:
+                from jobs.progress import add
+
+                add(self.progress, **counts)
+            return counts
+
+    return PartsSink
+
+
+def sink(root: str, fmt: str, run: str, rows_per_file: int, progress: str | None = None):
+    return _sink_class()(root, fmt, run, rows_per_file, progress)
+
+
+# -- reading parts back (on the workers) ---------------------------------------------
+BOOK_SCHEMA = pa.schema(
+    [(FILE, pa.string()), (LINE, pa.int64()), ("_ok", pa.bool_()), (TOKENS_IN, pa.int64()), (TOKENS_OUT, pa.int64())]
+)
+
+
+def _book_rows(f, path: str) -> Iterator[pa.Table]:
+    ok = "/" + io.DATA_DIR + "/" in path.replace("\\", "/")
+    if path.endswith(".parquet"):
+        pf = pq.ParquetFile(f)
+        names = set(pf.schema_arrow.names)
+        if not {FILE, LINE} <= names:
+            logger.warning("part %s has no row identity columns; skipped", path)
+            return
+        cols = [c for c in (FILE, LINE, TOKENS_IN, TOKENS_OUT) if c in names]
+        for batch in pf.iter_batches(columns=cols):
+            n = batch.num_rows
+            zeros = pa.array([0] * n, pa.int64())
+            yield pa.table(
+                [
+                    batch.column(FILE).cast(pa.string()),
+                    batch.column(LINE).cast(pa.int64()),
+                    pa.array([ok] * n),
+                    batch.column(TOKENS_IN).cast(pa.int64()) if TOKENS_IN in cols else zeros,
+                    batch.column(TOKENS_OUT).cast(pa.int64()) if TOKENS_OUT in cols else zeros,
+                ],
+                schema=BOOK_SCHEMA,
+            )
+        return
+    files, lines, oks, t_in, t_out = [], [], [], [], []
+    from jobs.reader import _text_lines
+
+    for text in _text_lines(f):
+        if not text.strip():
+            continue
+        record = json.loads(text)
+        if FILE not in record or LINE not in record:
+            continue
+        files.append(record[FILE])
+        lines.append(record[LINE])
+        oks.append(ok)
+        t_in.append(int(record.get(TOKENS_IN) or 0))
+        t_out.append(int(record.get(TOKENS_OUT) or 0))
+    if files:
+        yield pa.table([files, pa.array(lines, pa.int64()), oks, t_in, t_out], schema=BOOK_SCHEMA)
+
+
+def _book_source_class():
+    from ray.data.datasource import FileBasedDatasource
+
+    class PartsBookkeeping(FileBasedDatasource):
+        """The bookkeeping columns of every part: which rows are finished, ok or not, and tokens."""
+
+        def _open_input_source(self, filesystem, path: str, **open_args):
+            if path.endswith(".parquet"):
+                return filesystem.open_input_file(path)
+            return super()._open_input_source(filesystem, path, **open_args)
+
+        def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
+            yield from _book_rows(f, path)
+
+    return PartsBookkeeping
+
+
+def part_folders(root: str) -> list[str]:
+    """The output's data and errors folders that hold at least one part."""
+    return [io.join(root, d) for d in (io.DATA_DIR, io.ERRORS_DIR) if io.list_parts(root, d, limit=1)]
+
+
+def read_bookkeeping(root: str):
+    """A dataset of (_file, _line, _ok, _tokens_in, _tokens_out) over every part, or None if there are none."""
+    import ray
+
+    folders = part_folders(root)
+    if not folders:
+        return None
+    fs, _ = io.filesystem(root)
+    paths = [io.filesystem(folder)[1] for folder in folders]
+    source = _book_source_class()(paths, filesystem=fs, file_extensions=["parquet", "jsonl"])
+    return ray.data.read_datasource(source)
+
+
+def totals(root: str) -> dict[str, int]:
+    """Rows ok / failed and token sums over the whole output, computed by the workers."""
+    ds = read_bookkeeping(root)
+    zero = {"rows_ok": 0, "rows_failed": 0, "input_tokens": 0, "output_tokens": 0}
+    if ds is None:
+        return zero
+    sums = ds.map_batches(_sum_block, batch_format="pyarrow").sum(["ok", "failed", "tokens_in", "tokens_out"])
+    if not sums:
+        return zero
+    return {
+        "rows_ok": int(sums.get("sum(ok)") or 0),
+        "rows_failed": int(sums.get("sum(failed)") or 0),
+        "input_tokens": int(sums.get("sum(tokens_in)") or 0),
+        "output_tokens": int(sums.get("sum(tokens_out)") or 0),
+    }
+
+
+def _sum_block(table: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    ok = table.column("_ok")
+    n_ok = pc.sum(pc.cast(ok, pa.int64())).as_py() or 0
+    return pa.table(
+        {
+            "ok": [n_ok],
+            "failed": [table.num_rows - n_ok],
+            "tokens_in": [pc.sum(table.column(TOKENS_IN)).as_py() or 0],
+            "tokens_out": [pc.sum(table.column(TOKENS_OUT)).as_py() or 0],
+        }
+    )
