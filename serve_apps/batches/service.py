@@ -339,6 +339,8 @@ class BatchService:
             "output": {"path": batch.output_path},
             "engine": self.runner.engine(batch.model, entry),
             "sampling": {"max_tokens": self.cfg.max_tokens},
+            # As with OpenAI, failed requests go to the error file and never fail the batch.
+            "errors": {"on_row_error": "record", "max_error_fraction": 1.0},
         }
 
     def _progress(self, batch: Batch) -> None:

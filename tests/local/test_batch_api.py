@@ -36,6 +36,14 @@ def jsonl(rows: list[dict]) -> io.BytesIO:
     return io.BytesIO(("\n".join(json.dumps(r) for r in rows) + "\n").encode())
 
 
+LOG_ROOT: list[Path] = []  # the deployment's batches root, for the job's log in failure messages
+
+
+def job_log_tail(batch_id: str, lines: int = 40) -> str:
+    logs = sorted(LOG_ROOT[0].glob(f"runs/{batch_id}/job.log")) if LOG_ROOT else []
+    return "\n".join(logs[0].read_text(errors="replace").splitlines()[-lines:]) if logs else "(no job log)"
+
+
 def wait_for(client: openai.OpenAI, batch_id: str, until, timeout: float = BATCH_TIMEOUT_S, seen: list | None = None):
     deadline = time.monotonic() + timeout
     while True:
@@ -49,7 +57,7 @@ def wait_for(client: openai.OpenAI, batch_id: str, until, timeout: float = BATCH
             if until(b):
                 return b
             if b.status in TERMINAL:
-                pytest.fail(f"batch ended {b.status} while waiting: {b.errors}")
+                pytest.fail(f"batch ended {b.status} while waiting: {b.errors}\n{job_log_tail(batch_id)}")
         if time.monotonic() > deadline:
             pytest.fail(f"batch {batch_id} still {b and b.status} after {timeout} s")
         time.sleep(1)
@@ -57,6 +65,7 @@ def wait_for(client: openai.OpenAI, batch_id: str, until, timeout: float = BATCH
 
 @pytest.fixture(scope="module")
 def client(local_serve: LocalServe) -> openai.OpenAI:  # noqa: F811
+    LOG_ROOT[:] = [local_serve.batches_root]
     return openai.OpenAI(base_url=local_serve.base_url, api_key=local_serve.api_key, timeout=120, max_retries=2)
 
 
@@ -190,7 +199,6 @@ def _slow_batch(client: openai.OpenAI, model: str, n: int, tokens: int) -> str:
                 "messages": [{"role": "user", "content": f"Count from {i} to {i + 100}, one number per line."}],
                 "max_tokens": tokens,
                 "temperature": 0,
-                "ignore_eos": True,
             },
         }
         for i in range(n)

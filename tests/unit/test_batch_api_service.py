@@ -47,6 +47,10 @@ def test_round_trip_states_and_counts(tmp_path: Path) -> None:
     assert spec["workload"] == {"name": "openai_batch"}
     assert spec["model"]["served_name"] == MODEL and spec["input"]["path"].endswith(".jsonl")
     assert spec["output"]["path"] == b.output_path
+    assert spec["errors"]["max_error_fraction"] == 1.0  # failed requests never fail the batch
+    from jobs.spec import JobSpec
+
+    JobSpec.from_dict(spec)  # the job accepts it
     # progress while it runs
     Path(b.output_path).mkdir(parents=True)
     (Path(b.output_path) / "progress.json").write_text(json.dumps({"rows_ok": 1, "rows_failed": 1, "updated_at": "x"}))
