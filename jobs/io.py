@@ -153,7 +153,15 @@ def read_text(root: str, name: str) -> str | None:
         return f.read().decode("utf-8")
 
 
-def clear(root: str) -> None:
+def clear(root: str, keep: tuple[str, ...] = ("_LEASE",)) -> None:
+    """Delete everything in the output folder but ``keep`` (the running job's lease)."""
     fs, base = filesystem(root)
-    if fs.get_file_info(base).type == pafs.FileType.Directory:
-        fs.delete_dir_contents(base)
+    if fs.get_file_info(base).type != pafs.FileType.Directory:
+        return
+    for info in fs.get_file_info(pafs.FileSelector(base)):
+        if posixpath.basename(info.path.rstrip("/")) in keep:
+            continue
+        if info.type == pafs.FileType.Directory:
+            fs.delete_dir(info.path)
+        else:
+            fs.delete_file(info.path)

@@ -27,6 +27,7 @@ from typing import Any
 
 from jobs import io, ledger, parts, progress, report
 from jobs.engine import batch_size_for, build_processor, defaults_for, resolve_device
+from jobs.lease import OutputLease
 from jobs.spec import JobSpec
 from jobs.stages import Finish, Parse, StageContext
 from jobs.startup import Warmup
@@ -94,8 +95,6 @@ def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
 
 def run(spec: JobSpec, data: Any = None) -> report.Summary:
     """Run a batch job. ``data`` (rows, prompts, a DataFrame or a ``ray.data.Dataset``) replaces ``spec.input``."""
-    import ray
-
     started = time.time()
     # RAY_JOB_SUBMISSION_ID is set when KubeRay's submitter (or `ray job submit`) started us.
     logs.bind(job_id=os.environ.get("RAY_JOB_SUBMISSION_ID") or spec.name)
@@ -103,10 +102,18 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
     if workload.output_format and spec.output.format != workload.output_format:
         spec = spec.model_copy(update={"output": spec.output.model_copy(update={"format": workload.output_format})})
         workload = resolve_workload(spec)
+    # One run at a time on an output path: a second one (a RayJob retry while the first attempt
+    # still writes, or another user) refuses here, before touching anything.
+    with OutputLease(spec.output.path, spec.name, ttl_s=spec.output.lease_ttl_s) as lease:
+        return _run_leased(spec, workload, data, started, lease)
+
+
+def _run_leased(spec: JobSpec, workload: Workload, data: Any, started: float, lease: OutputLease) -> report.Summary:
+    import ray
+
     warmup = Warmup()
     warmup.start_imports(spec.engine.kind)
     resuming = _prepare_output(spec)
-
     model_source = spec.model.source
     if spec.engine.kind == "vllm":
         model_source = models.resolve(spec.model.source)
@@ -116,26 +123,26 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
     out = spec.output.path
     run_id = parts.new_run_id()
     previous_handler = None
+    cancelled = False
     try:
         if not ray.is_initialized():
             ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
         # Our own progress line (rows, tokens) replaces Ray Data's per-operator one every few seconds.
         ray.data.DataContext.get_current().enable_progress_bars = False
         device = resolve_device(spec)
-        ledger_folder = None
-        before = {"rows_ok": 0, "rows_failed": 0}
+        stage_cpus = defaults_for(device).stage_num_cpus
         ledger.clear_old(out, keep=run_id)
+        ledger_folder, before = None, {"rows_ok": 0, "rows_failed": 0}
         if resuming:
             done = ledger.build(out, run_id)
             before = parts.totals(out)
             ledger_folder = ledger.ledger_dir(out, run_id)
             logger.info("resuming: %d rows already finished in %s", done, out)
-        progress_name, progress_handle = progress.start(spec.name, run_id)
-        stage_cpus = defaults_for(device).stage_num_cpus
         duplicates = None
         if workload.checks_unique_keys():
             keys = _input_dataset(spec, workload, data, stage_cpus)
             duplicates = ledger.build_duplicates(keys, spec.model_dump_json(), out, run_id, stage_cpus)
+        progress_name, progress_handle = progress.start(spec.name, run_id)
         ctx = StageContext(
             spec_json=spec.model_dump_json(),
             root=out,
@@ -148,22 +155,21 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
         logger.info("engine %s on %s, model %s", spec.engine.kind, device, model_source)
         warmup.wait()
         ds = _plan(spec, workload, data, ctx, model_source, device)
+        sink = parts.sink(out, spec.output.format, run_id, spec.output.rows_per_file, progress_name)
         if threading_main():
             previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
-        cancelled = False
         with progress.Monitor(progress_handle, spec.name, out, base=before) as monitor:
             try:
-                ds.write_datasink(parts.sink(out, spec.output.format, run_id, spec.output.rows_per_file, progress_name))
-            except JobCancelled:
+                ds.write_datasink(sink)
+            except (JobCancelled, KeyboardInterrupt):
                 cancelled = True
                 logger.warning("job %s cancelled: keeping the %d rows finished so far", spec.name, monitor.done())
-            except KeyboardInterrupt:
-                cancelled = True
     finally:
         warmup.close()
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
 
+    lease.ensure_held()  # a run that lost its lease (stalled past its TTL) must not report success
     summary = report.finalize(spec, workload, started, monitor.last, before, device, cancelled=cancelled)
     if cancelled:
         raise JobCancelled(f"job {spec.name} cancelled; {summary.rows_ok} rows ok so far in {out}")

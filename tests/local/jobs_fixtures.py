@@ -15,6 +15,26 @@ from bench.common import free_port, vllm_server_cmd
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def read_parts(out: Path | str, subdir: str) -> list[dict]:
+    """Every row of an output folder's parts (tests only: jobs never read their output back like this)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from jobs import io
+
+    fs, _ = io.filesystem(str(out))
+    rows: list[dict] = []
+    for path in io.list_parts(str(out), subdir):
+        if path.endswith(".parquet"):
+            with fs.open_input_file(path) as f:
+                rows += pq.read_table(f).to_pylist()
+        else:
+            with fs.open_input_stream(path) as f:
+                rows += [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+    return rows
+
+
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[str]:
     """One local Ray cluster for the session; returns its address for subprocess drivers."""

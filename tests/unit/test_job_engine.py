@@ -21,12 +21,3 @@ def test_spec_engine_kwargs_override_the_device_defaults():
     assert gpu["max_num_seqs"] == 8 and gpu["max_num_batched_tokens"] == 16384
     assert engine_kwargs(spec, "cpu")["enforce_eager"] is True
     assert (GPU_DEFAULTS.batch_size, GPU_DEFAULTS.max_concurrent_batches) == (128, 16)
-
-
-def test_one_block_per_engine_batch():
-    from jobs.pipeline import _num_blocks
-
-    assert _num_blocks(16000, 128) == 125
-    assert _num_blocks(2001, 128) == 16  # the last block holds the remainder
-    assert _num_blocks(5, 128) == 1 and _num_blocks(0, 128) == 1
-    assert _num_blocks(10**8, 128) == 10_000  # huge inputs: bigger blocks, each still cut into batches

@@ -8,8 +8,6 @@ import pytest
 
 from bench.common import free_port
 from jobs import io
-from jobs.pipeline import run
-from jobs.spec import JobSpec
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is a dev dependency (pip install -e .[dev])")
 
@@ -37,31 +35,26 @@ def s3(tmp_path_factory):
     server.stop()
 
 
-def test_read_write_and_ledger_on_s3(s3):
+def test_read_parts_and_text_files_on_s3(s3):
+    import pyarrow as pa
+
+    from jobs import parts
+    from jobs.reader import decode
+
     fs, path = io.filesystem(f"{s3}/in/rows.jsonl")
     with fs.open_output_stream(path) as f:
         f.write(b'{"prompt": "a"}\n{"prompt": "b"}\n')
-    assert list(io.read_rows([f"{s3}/in/rows.jsonl"])) == [{"prompt": "a"}, {"prompt": "b"}]
-    assert list(io.read_rows([f"{s3}/in/"])) == [{"prompt": "a"}, {"prompt": "b"}]
+    assert [f for _, f in io.expand(f"{s3}/in/")] == ["llm/in/rows.jsonl"]
+    with fs.open_input_stream(path) as f:
+        table = pa.concat_tables(list(decode(f, path, "jsonl")))
+    assert [json.loads(r) for r in table.column("_raw").to_pylist()] == [{"prompt": "a"}, {"prompt": "b"}]
 
     out = f"{s3}/out/run-1"
-    io.PartWriter(out, io.DATA_DIR, "parquet").write([{io.ROW_ID: "#0", "x": 1}])
-    io.PartWriter(out, io.ERRORS_DIR, "jsonl").write([{io.ROW_ID: "#1", "error": "bad"}])
-    assert io.finished_ids(out) == {"#0", "#1"}
+    parts.write_part(out, io.DATA_DIR, "part-1", "parquet", [json.dumps({"_file": "f", "_line": 0, "x": 1})])
+    parts.write_part(out, io.ERRORS_DIR, "part-1", "jsonl", [json.dumps({"_file": "f", "_line": 1})])
+    assert len(io.list_parts(out, io.DATA_DIR)) == 1 and len(io.list_parts(out, io.ERRORS_DIR)) == 1
+    assert io.head(out, io.DATA_DIR, 5) == [{"_file": "f", "_line": 0, "x": 1}]
     io.write_text(out, "summary.json", "{}")
     assert io.read_text(out, "summary.json") == "{}"
-
-
-def test_a_job_whose_rows_are_all_invalid_runs_end_to_end_on_s3(s3):
-    # Every row fails validation, so no engine starts: the whole output path still runs against S3.
-    fs, path = io.filesystem(f"{s3}/in/bad.jsonl")
-    with fs.open_output_stream(path) as f:
-        f.write(b'{"question_text": "no prompt"}\nnot json\n')
-    spec = JobSpec.from_dict({"input": {"path": f"{s3}/in/bad.jsonl"}, "output": {"path": f"{s3}/out/bad"}})
-    summary = run(spec)
-    assert (summary.rows_ok, summary.rows_failed) == (0, 2)
-    saved = json.loads(io.read_text(f"{s3}/out/bad", "summary.json"))
-    assert saved["rows_failed"] == 2 and io.read_text(f"{s3}/out/bad", "_SUCCESS") == ""
-    # Rerun: both rows are already finished, nothing is redone or duplicated.
-    again = run(spec)
-    assert again.run["rows_skipped_resumed"] == 2 and again.rows_failed == 2
+    io.clear(out)
+    assert io.list_parts(out, io.DATA_DIR) == [] and io.read_text(out, "summary.json") is None

@@ -40,7 +40,6 @@ def test_every_field_is_described():
         ("output: {path: x}\nengine: {bogus: 1}\n", "engine.bogus"),
         ("output: {path: x}\nengine: {concurrency: 0}\n", "engine.concurrency"),
         ("output: {path: x}\nengine: {accelerator_type: Z9000}\n", "engine.accelerator_type"),
-        ("output: {path: x}\nworkload: {name: poetry}\n", "workload.name"),
         ("output: {path: x}\nsampling: {temperature: -1}\n", "sampling.temperature"),
         ("output: {path: x}\nname: Not_A_DNS_Name\n", "name"),
         ("engine: {}\n", "output"),
@@ -52,6 +51,17 @@ def test_invalid_specs_name_the_field(tmp_path, yaml_text, field):
     with pytest.raises(ConfigError) as err:
         JobSpec.from_yaml(_write(tmp_path, yaml_text))
     assert f"  - {field}:" in str(err.value)
+
+
+def test_unknown_workload_is_a_config_error_naming_the_field(tmp_path, capsys):
+    from jobs.__main__ import main
+    from jobs.workloads import resolve_workload
+
+    spec = JobSpec.from_yaml(_write(tmp_path, "output: {path: x}\nworkload: {name: poetry}\n"))
+    with pytest.raises(ConfigError, match="^workload.name: unknown workload 'poetry'"):
+        resolve_workload(spec)
+    assert main(["validate", "-c", str(tmp_path / "job.yaml")]) == 2
+    assert "workload.name: unknown workload" in capsys.readouterr().err
 
 
 def test_unknown_workload_option_fails_fast(tmp_path):
