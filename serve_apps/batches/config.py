@@ -37,6 +37,7 @@ class LocalRunner(StrictModel):
     max_resubmits: int = Field(
         default=3, ge=0, description="How often a job that vanished (Ray restarted) is run again to resume."
     )
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment of the job process.")
 
 
 class Resources(StrictModel):

@@ -45,7 +45,8 @@ class JobSupervisor:
     """Starts the job process and reports on it. Sync and single-threaded: the child's parent thread lives on."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log_path: str) -> None:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(log_path).parent
+        run_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         main = threading.current_thread() is threading.main_thread()
         self._proc = subprocess.Popen(
@@ -54,6 +55,7 @@ class JobSupervisor:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            cwd=run_dir,  # not the worker's cwd: `python -m jobs` must import the installed package
             start_new_session=True,
             preexec_fn=_die_with_parent if main else None,  # noqa: PLW1509
         )
@@ -101,7 +103,7 @@ class LocalRayRunner(BatchRunner):
     def _job_env(self) -> dict[str, str]:
         import ray
 
-        env = {"RAY_ADDRESS": ray.get_runtime_context().gcs_address, "PYTHONUNBUFFERED": "1"}
+        env = {**self.cfg.env, "RAY_ADDRESS": ray.get_runtime_context().gcs_address, "PYTHONUNBUFFERED": "1"}
         key = "none"
         if self.auth is not None and self.auth.enabled:
             keys = sorted(read_api_keys(self.auth.api_keys_env, self.auth.api_keys_file))
