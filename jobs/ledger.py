@@ -40,17 +40,20 @@ def ledger_dir(root: str, run: str) -> str:
     return io.join(root, LEDGER_DIR, run)
 
 
-class _WriteLedger:
-    def __init__(self, folder: str):
-        self.folder = folder
+def _write_ledger(folder: str):
+    """``map_groups`` function: one input file's positions -> ``<folder>/<file hash>.parquet``."""
 
-    def __call__(self, group: pa.Table) -> pa.Table:
+    def write_ledger(group: pa.Table) -> pa.Table:
+        if group.num_rows == 0:
+            return pa.table({"n": pa.array([], pa.int64())})
         file = group.column(FILE)[0].as_py()
         lines = np.unique(group.column(LINE).to_numpy())
-        fs, base = io.filesystem(self.folder)
+        fs, base = io.filesystem(folder)
         table = pa.table({LINE: pa.array(lines, pa.int64())})
         io.publish(fs, base, f"{file_key(file)}.parquet", lambda f: pq.write_table(table, f))
-        return pa.table({"n": [len(lines)]})
+        return pa.table({"n": pa.array([len(lines)], pa.int64())})
+
+    return write_ledger
 
 
 def build(root: str, run: str) -> int:
@@ -62,7 +65,7 @@ def build(root: str, run: str) -> int:
     fs, base = io.filesystem(folder)
     fs.create_dir(base, recursive=True)
     finished = (
-        ds.select_columns([FILE, LINE]).groupby(FILE).map_groups(_WriteLedger(folder), batch_format="pyarrow").sum("n")
+        ds.select_columns([FILE, LINE]).groupby(FILE).map_groups(_write_ledger(folder), batch_format="pyarrow").sum("n")
     )
     return int(finished or 0)
 
@@ -145,5 +148,5 @@ def build_duplicates(ds, spec_json: str, root: str, run: str, num_cpus: float) -
         .groupby(_KEY)
         .map_groups(_later_ones, batch_format="pyarrow")
     )
-    found = later.groupby(FILE).map_groups(_WriteLedger(folder), batch_format="pyarrow").sum("n")
+    found = later.groupby(FILE).map_groups(_write_ledger(folder), batch_format="pyarrow").sum("n")
     return folder if found else None

@@ -33,6 +33,8 @@ ROW_ID = "_row_id"
 TOKENS_IN, TOKENS_OUT = "_tokens_in", "_tokens_out"
 # Produced by the shaping stage: the output record as JSON text, and the error (null if ok).
 RECORD, ERROR = "_record", "_error"
+# When an engine took the request (seconds since the epoch), for the report's start-up figure.
+REQUEST_START = "_request_start"
 BOOKKEEPING = (ROW_ID, FILE, LINE, TOKENS_IN, TOKENS_OUT)
 LEDGER_DIR = "_ledger"
 
@@ -97,12 +99,17 @@ def _sink_class():
             ok: list[str] = []
             failed: list[str] = []
             tokens_in = tokens_out = 0
+            first_request: float | None = None
             for block in blocks:
                 table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block)
                 records = table.column(RECORD).to_pylist()
                 errors = table.column(ERROR).to_pylist()
                 t_in = table.column(TOKENS_IN).to_pylist()
                 t_out = table.column(TOKENS_OUT).to_pylist()
+                if REQUEST_START in table.column_names:
+                    starts = [t for t in table.column(REQUEST_START).to_pylist() if t is not None]
+                    if starts:
+                        first_request = min(starts + ([first_request] if first_request else []))
                 for record, error, a, b in zip(records, errors, t_in, t_out, strict=True):
                     if error is None:
                         ok.append(record)
@@ -119,7 +126,7 @@ def _sink_class():
             if self.progress:
                 from jobs.progress import add
 
-                add(self.progress, **counts)
+                add(self.progress, **counts, first_request=first_request)
             return counts
 
     return PartsSink

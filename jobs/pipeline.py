@@ -29,7 +29,7 @@ from jobs import io, ledger, parts, progress, report
 from jobs.engine import batch_size_for, build_processor, defaults_for, resolve_device
 from jobs.lease import OutputLease
 from jobs.spec import JobSpec
-from jobs.stages import Finish, Parse, StageContext
+from jobs.stages import Finish, Parse, RowFailed, StageContext
 from jobs.startup import Warmup
 from jobs.workloads import Workload, resolve_workload
 from llmkit import logs, models
@@ -159,23 +159,41 @@ def _run_leased(spec: JobSpec, workload: Workload, data: Any, started: float, le
         if threading_main():
             previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
         with progress.Monitor(progress_handle, spec.name, out, base=before) as monitor:
+            execution_started = time.time()
             try:
                 ds.write_datasink(sink)
             except (JobCancelled, KeyboardInterrupt):
                 cancelled = True
                 logger.warning("job %s cancelled: keeping the %d rows finished so far", spec.name, monitor.done())
+            except Exception as e:
+                failed = _row_failure(e)
+                if failed is None:
+                    raise
+                raise JobFailed(f"{failed} (errors.on_row_error is 'fail')") from None
     finally:
         warmup.close()
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
 
     lease.ensure_held()  # a run that lost its lease (stalled past its TTL) must not report success
-    summary = report.finalize(spec, workload, started, monitor.last, before, device, cancelled=cancelled)
+    this_run = {**monitor.last, "execution_started_at": execution_started}
+    summary = report.finalize(spec, workload, started, this_run, before, device, cancelled=cancelled)
     if cancelled:
         raise JobCancelled(f"job {spec.name} cancelled; {summary.rows_ok} rows ok so far in {out}")
     if summary.failure:
         raise JobFailed(summary.failure)
     return summary
+
+
+def _row_failure(error: BaseException) -> str | None:
+    """The message of the RowFailed somewhere in a Ray Data error's chain, if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, RowFailed):
+            return str(error).strip().splitlines()[-1]
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def threading_main() -> bool:

@@ -33,9 +33,14 @@ class _Counts:
         self.ok = self.failed = self.tokens_in = self.tokens_out = 0
         self.first_result: float | None = None
         self.last_result: float | None = None
+        self.first_request: float | None = None
         self._metrics: Any = None
 
-    def add(self, ok: int = 0, failed: int = 0, tokens_in: int = 0, tokens_out: int = 0) -> None:
+    def add(
+        self, ok: int = 0, failed: int = 0, tokens_in: int = 0, tokens_out: int = 0, first_request: float | None = None
+    ) -> None:
+        if first_request is not None:
+            self.first_request = min(first_request, self.first_request or first_request)
         self.ok += ok
         self.failed += failed
         self.tokens_in += tokens_in
@@ -54,6 +59,7 @@ class _Counts:
             "output_tokens": self.tokens_out,
             "first_result_at": self.first_result,
             "last_result_at": self.last_result,
+            "first_request_at": self.first_request,
         }
 
     def _export(self, ok: int, failed: int, tokens_in: int, tokens_out: int) -> None:
@@ -103,7 +109,7 @@ def _handle(name: str):
     return ray.get_actor(name, namespace=NAMESPACE)
 
 
-def add(name: str, **counts: int) -> None:
+def add(name: str, **counts: float | None) -> None:
     """Report counts from a worker (fire and forget; progress is best effort, the parts are the truth)."""
     try:
         _handle(name).add.remote(**counts)

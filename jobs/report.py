@@ -88,6 +88,9 @@ def finalize(
     tokens_in, tokens_out = int(this_run.get("input_tokens", 0)), int(this_run.get("output_tokens", 0))
     gpus = gpus_per_engine(spec, device or "cpu") * max_replicas(spec) if spec.engine.kind == "vllm" else 0
     first = this_run.get("first_result_at")
+    first_request, last = this_run.get("first_request_at"), this_run.get("last_result_at")
+    executing = this_run.get("execution_started_at") or started
+    generating = (last - first_request) if first_request and last and last > first_request else None
     run: dict[str, Any] = {
         "started_at": _iso(started),
         "finished_at": _iso(finished),
@@ -100,6 +103,11 @@ def finalize(
         "output_tokens_per_s": round(tokens_out / wall, 2) if wall else 0.0,
         "total_tokens_per_s": round((tokens_in + tokens_out) / wall, 2) if wall else 0.0,
         "time_to_first_result_s": round(first - started, 3) if first else None,
+        # Engine start-up, mostly: from the start of the Ray Data execution to the first request
+        # an engine took (each result says how long its request took; the earliest start wins).
+        "time_to_first_request_s": round(first_request - executing, 3) if first_request else None,
+        # Output tokens per second from that first request to the last result.
+        "output_tokens_per_s_generating": round(tokens_out / generating, 2) if generating else None,
         "gpus": gpus,
         "gpu_seconds": round(gpus * wall, 1),
     }

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,10 @@ PARSED_SCHEMA = pa.schema(
 )
 # Placeholder for "a fresh random seed for this row" (see fill_sampling).
 RANDOM_SEED = "__random__"
+
+
+class RowFailed(RuntimeError):
+    """A row failed and ``errors.on_row_error`` is ``fail``: the job stops."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,8 @@ class Parse:
             name = f"part-{ctx.run}-p{ledger.file_key(first[FILE])[:10]}-{first[LINE]}"
             parts.write_part(ctx.root, io.ERRORS_DIR, name, "jsonl", errors)
             ctx.report(failed=len(errors))
+            if spec.errors.on_row_error == "fail":
+                raise RowFailed(f"row {first[parts.ROW_ID]} failed: {first.get('error') or first}")
         fill_sampling([g["sampling"] for g in good])
         return pa.table(
             [
@@ -202,11 +209,14 @@ class Finish:
         where = _bookkeeping(row[parts.ROW_ID], row[FILE], int(row[LINE]))
         source = json.loads(row[INPUT])
         if error:
+            if workload.spec.errors.on_row_error == "fail":
+                raise RowFailed(f"row {where[parts.ROW_ID]} failed: {error}")
             return {
                 parts.RECORD: error_record(workload, source, "inference_error", error, where),
                 parts.ERROR: error,
                 parts.TOKENS_IN: 0,
                 parts.TOKENS_OUT: 0,
+                parts.REQUEST_START: None,
             }
         result = {**result, "model": self.ctx.model}
         record = {
@@ -215,9 +225,12 @@ class Finish:
             parts.TOKENS_IN: result["num_input_tokens"],
             parts.TOKENS_OUT: result["num_generated_tokens"],
         }
+        # When the engine took this request (upper bound: the row reaches us a little after it finished).
+        took = row.get("time_taken_llm")
         return {
             parts.RECORD: json.dumps(record, ensure_ascii=False, default=str),
             parts.ERROR: None,
             parts.TOKENS_IN: result["num_input_tokens"],
             parts.TOKENS_OUT: result["num_generated_tokens"],
+            parts.REQUEST_START: time.time() - float(took) if took is not None and float(took) >= 0 else None,
         }

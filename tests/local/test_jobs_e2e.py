@@ -100,6 +100,9 @@ def test_chat_answers_and_bad_rows_go_to_errors(tmp_path):
     assert saved["run"]["rows_ok"] == len(good) and saved["run"]["rows_failed"] == 3
     assert saved["run"]["wall_time_s"] > 0 and saved["device"] == "cpu" and saved["status"] == "succeeded"
     assert json.loads((out / "progress.json").read_text())["rows_ok"] == len(good)
+    # Start-up is measured to the first request an engine took, not to the first result.
+    assert 0 < saved["run"]["time_to_first_request_s"] <= saved["run"]["time_to_first_result_s"]
+    assert "steady_output_tokens_per_s" not in saved["run"]
     assert (out / "_SUCCESS").exists() and not (out / "_LEASE").exists()
 
 
@@ -252,12 +255,13 @@ def test_a_new_file_in_the_input_folder_runs_only_its_rows(tmp_path, vllm_server
 
 def test_a_dataset_returning_plugin_runs_end_to_end(tmp_path, vllm_server):
     out = tmp_path / "out"
-    spec = _spec(
-        out,
-        "jobs.examples.arithmetic:ArithmeticWorkload",
-        workload={"options": {"rows": 12}},
-        engine=_http(vllm_server),
-        sampling={"max_tokens": 8},
+    spec = _spec(out, "jobs.examples.arithmetic:ArithmeticWorkload", engine=_http(vllm_server))
+    spec = JobSpec.from_dict(
+        {
+            **spec.model_dump(),
+            "workload": {"name": spec.workload.name, "options": {"rows": 12}},
+            "sampling": {"max_tokens": 8},
+        }
     )
     summary = jobs.run(spec)
     rows, errors = _results(out)

@@ -221,3 +221,12 @@ def test_openai_files_are_streamed_from_the_parts_without_bookkeeping(tmp_path):
     lines = [json.loads(x) for x in Path(paths["results"]).read_text().splitlines()]
     assert lines == [line, {**line, "custom_id": "b"}]
     assert Path(paths["errors"]).read_text() == ""
+
+
+def test_on_row_error_fail_stops_at_the_first_bad_row(tmp_path):
+    from jobs.stages import RowFailed
+
+    spec = _spec(tmp_path, errors={"on_row_error": "fail"})
+    with pytest.raises(RowFailed, match="f:1 failed"):
+        Parse(_ctx(spec))(_reader_rows("f", [json.dumps({"prompt": "ok"}), "{bad"]))
+    assert len(_errors(tmp_path / "out")) == 1  # the bad row is still recorded

@@ -154,34 +154,6 @@ def test_lease_ttl_is_a_spec_field():
 
 
 # -- S3 (moto) ---------------------------------------------------------------------
-moto_server = pytest.importorskip("moto.server", reason="moto[server] is a dev dependency (pip install -e .[dev])")
-
-
-@pytest.fixture(scope="module")
-def s3():
-    from bench.common import free_port
-
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    mp = pytest.MonkeyPatch()
-    for k, v in env.items():
-        mp.setenv(k, v)
-    import boto3
-
-    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket="leases")
-    yield "s3://leases"
-    mp.undo()
-    server.stop()
-
-
 @pytest.fixture(params=["conditional", "read-back"])
 def s3_mode(request, monkeypatch):
     """S3 with boto3's conditional writes, and through pyarrow alone (as gs:// works)."""
