@@ -280,7 +280,19 @@ class BatchService:
                     logger.exception("batch %s: reconcile failed", record.get("id"))
 
     def reconcile(self, batch_id: str) -> Batch:
-        """Advance one batch as far as it goes now; safe to call from anywhere, any number of times."""
+        """Advance one batch as far as it goes now; safe to call from anywhere, any number of times.
+        Each state is written before the next step starts (so ``finalizing`` is seen while outputs are collected)."""
+        batch = self._step(batch_id)
+        for _ in range(4):
+            if batch.terminal:
+                break
+            before = batch.status
+            batch = self._step(batch_id)
+            if batch.status == before:
+                break
+        return batch
+
+    def _step(self, batch_id: str) -> Batch:
         for _ in range(5):
             batch, version = self._batch(None, batch_id)
             if batch.terminal:
@@ -370,7 +382,6 @@ class BatchService:
         if state.phase == "succeeded" or succeeded:
             batch.status = "finalizing"
             batch.finalizing_at = self.now()
-            self._finalize(batch)
             return
         # The run failed, or vanished (Ray restarted, pod lost, stopped without a cancel): run it again on
         # the same output folder, which resumes (only missing rows), a few times. A bad spec is not retried.

@@ -50,8 +50,9 @@ class FakeRunner(BatchRunner):
         return self.phase.get(batch.id, RunState("missing"))
 
     def cancel(self, batch: Batch) -> None:
-        self.cancelled.append(batch.id)
-        self.phase[batch.id] = RunState("stopped", 143)
+        """SIGTERM sent; the test says when the job has stopped (phase stopped, exit 143)."""
+        if batch.id not in self.cancelled:
+            self.cancelled.append(batch.id)
 
     def cleanup(self, batch: Batch) -> None:
         self.cleaned.append(batch.id)

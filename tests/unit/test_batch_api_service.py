@@ -58,7 +58,13 @@ def test_round_trip_states_and_counts(tmp_path: Path) -> None:
     assert (b.request_counts.completed, b.request_counts.failed) == (1, 1)
     write_job_output(b.output_path, ["r0", "r2"], ["r1"])
     runner.phase[bid] = RunState("succeeded", 0)
+    written: list[str] = []
+    update = svc.state.update
+    svc.state.update = lambda kind, record, version: (written.append(record["status"]), update(kind, record, version))[
+        1
+    ]
     b = svc.reconcile(bid)
+    assert written == ["finalizing", "completed"]  # each state is stored before the next step
     public = svc.get_batch(ALICE, bid)
     assert public["status"] == "completed" and public["metadata"] == {"k": "v"}
     assert public["request_counts"] == {"total": 3, "completed": 2, "failed": 1}
@@ -184,6 +190,7 @@ def test_cancel_keeps_partial_output(tmp_path: Path) -> None:
     assert svc.reconcile(bid).status == "cancelling"  # SIGTERM sent, the job is writing its partial output
     assert runner.cancelled == [bid]
     write_job_output(b.output_path, ["r0"], [], success=False)
+    runner.phase[bid] = RunState("stopped", 143)
     b = svc.reconcile(bid)
     assert b.status == "cancelled" and b.cancelled_at and b.cancelling_at
     assert b.request_counts.completed == 1 and b.output_file_id
@@ -210,6 +217,7 @@ def test_expiry(tmp_path: Path) -> None:
     now[0] += 3601
     b = svc.reconcile(bid)
     assert b.status == "cancelling" and runner.cancelled == [bid]
+    runner.phase[bid] = RunState("stopped", 143)
     b = svc.reconcile(bid)
     assert b.status == "expired" and b.expired_at
 
