@@ -78,6 +78,13 @@ class KubernetesRunner(StrictModel):
         default=None,
         description="PVC holding the batch files when storage_root is a path; mounted at storage_root in the job.",
     )
+    image_pull_secrets: list[str] = Field(default_factory=list, description="Pull secrets of the job's pods.")
+    pod_security_context: dict[str, Any] = Field(
+        default_factory=dict, description="securityContext of the job's pods (the chart passes its own)."
+    )
+    security_context: dict[str, Any] = Field(
+        default_factory=dict, description="securityContext of the job's containers (the chart passes its own)."
+    )
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment of the job's Ray containers.")
     env_from_secrets: list[str] = Field(
         default_factory=list, description="Secrets whose keys become environment (object-store credentials)."

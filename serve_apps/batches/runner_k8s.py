@@ -79,6 +79,8 @@ def _container(name: str, cfg: KubernetesRunner, resources: dict[str, Any], moun
         container["env"] = env
     if cfg.env_from_secrets:
         container["envFrom"] = [{"secretRef": {"name": s}} for s in cfg.env_from_secrets]
+    if cfg.security_context:
+        container["securityContext"] = dict(cfg.security_context)
     return container
 
 
@@ -115,8 +117,13 @@ def render_rayjob(
         "nodeSelector": dict(acc.nodeSelectors.get(cfg.node_selector_preset, {})),
         "tolerations": [t.model_dump(exclude_none=True) for t in acc.tolerations],
     }
-    if cfg.service_account:
-        head_pod["serviceAccountName"] = worker_pod["serviceAccountName"] = cfg.service_account
+    for pod in (head_pod, worker_pod):
+        if cfg.service_account:
+            pod["serviceAccountName"] = cfg.service_account
+        if cfg.pod_security_context:
+            pod["securityContext"] = dict(cfg.pod_security_context)
+        if cfg.image_pull_secrets:
+            pod["imagePullSecrets"] = [{"name": n} for n in cfg.image_pull_secrets]
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "RayJob",

@@ -97,6 +97,14 @@ def batch() -> Batch:
             {"tensor_parallel_size": 4},
         ),
         ({"storage_pvc": "batch-files", "env": {"A": "1"}, "env_from_secrets": ["s3-creds"]}, {}),
+        (
+            {
+                "image_pull_secrets": ["regcred"],
+                "pod_security_context": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 100},
+                "security_context": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            },
+            {},
+        ),
     ],
 )
 def test_rendered_rayjob_matches_the_kuberay_crd_strictly(cfg: dict, model: dict) -> None:
