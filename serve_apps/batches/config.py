@@ -130,6 +130,11 @@ class BatchesConfig(StrictModel):
     )
     poll_interval_s: float = Field(default=5, gt=0, description="How often each replica advances running batches.")
     max_tokens: int = Field(default=1024, ge=1, description="max_tokens of a request that does not set one.")
+    job: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Job spec fields merged over the spec the service builds for each batch "
+        "(e.g. engine: {batch_size: 32, concurrency: 2}); name, workload, input and output are the service's.",
+    )
     local: LocalRunner = Field(default_factory=LocalRunner, description="Settings of runner local.")
     kubernetes: KubernetesRunner = Field(default_factory=KubernetesRunner, description="Settings of runner kubernetes.")
 
@@ -139,5 +144,10 @@ class BatchesConfig(StrictModel):
             raise ValueError(f"storage_root must be a path or start with {' or '.join(STORAGE_SCHEMES)}")
         return self
 
-    def public(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+    @field_validator("job")
+    @classmethod
+    def _job_overrides(cls, value: dict[str, Any]) -> dict[str, Any]:
+        owned = sorted({"name", "workload", "input", "output"} & set(value))
+        if owned:
+            raise ValueError(f"job.{owned[0]} is set by the Batch API for each batch")
+        return value

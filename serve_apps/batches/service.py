@@ -77,6 +77,14 @@ def _derived_file_id(batch_id: str, which: str) -> str:
     return "file-" + hashlib.sha256(f"{batch_id}:{which}".encode()).hexdigest()[:24]
 
 
+def _merged(overrides: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with ``overrides`` merged over it, mapping by mapping."""
+    out = dict(spec)
+    for key, value in overrides.items():
+        out[key] = _merged(value, out[key]) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def _count_lines(blobs: Blobs, path: str) -> int:
     if not blobs.exists(path):
         return 0
@@ -343,17 +351,20 @@ class BatchService:
     def job_spec(self, batch: Batch, source: FileObject) -> dict[str, Any]:
         """The batch job's spec (its documented contract: workload openai_batch, input, output, engine)."""
         entry = self.models[batch.model]
-        return {
-            "name": batch.run_name,
-            "workload": {"name": "openai_batch"},
-            "model": {"source": entry.source, "served_name": batch.model},
-            "input": {"path": source.path},
-            "output": {"path": batch.output_path},
-            "engine": self.runner.engine(batch.model, entry),
-            "sampling": {"max_tokens": self.cfg.max_tokens},
-            # As with OpenAI, failed requests go to the error file and never fail the batch.
-            "errors": {"on_row_error": "record", "max_error_fraction": 1.0},
-        }
+        return _merged(
+            self.cfg.job,
+            {
+                "name": batch.run_name,
+                "workload": {"name": "openai_batch"},
+                "model": {"source": entry.source, "served_name": batch.model},
+                "input": {"path": source.path},
+                "output": {"path": batch.output_path},
+                "engine": self.runner.engine(batch.model, entry),
+                "sampling": {"max_tokens": self.cfg.max_tokens},
+                # As with OpenAI, failed requests go to the error file and never fail the batch.
+                "errors": {"on_row_error": "record", "max_error_fraction": 1.0},
+            },
+        )
 
     def _progress(self, batch: Batch) -> None:
         text = self.blobs.read_text(f"{batch.output_path}/{PROGRESS_FILE}")

@@ -39,8 +39,15 @@ class LocalServe:
 
 
 def batches_args(root: Path) -> dict:
-    """The Batch API on the test deployment: local runner, quick polling."""
-    return {"enabled": True, "runner": "local", "storage_root": str(root), "poll_interval_s": 1}
+    """The Batch API on the test deployment: local runner, quick polling, small engine batches (so a job
+    reports progress, and a cancel finds some requests done, within seconds)."""
+    return {
+        "enabled": True,
+        "runner": "local",
+        "storage_root": str(root),
+        "poll_interval_s": 1,
+        "job": {"engine": {"batch_size": 4, "max_concurrent_batches": 1}},
+    }
 
 
 def test_catalog(key_file: Path) -> dict:

@@ -106,6 +106,21 @@ def test_invalid_files_fail_the_batch_before_running(tmp_path: Path, lines: list
     assert public["errors"]["object"] == "list" and public["errors"]["data"][0]["message"]
 
 
+def test_job_overrides_merge_into_the_spec(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    svc = make_service(tmp_path, runner, job={"engine": {"batch_size": 4}, "sampling": {"max_tokens": 7}})
+    svc.reconcile(create(svc, upload(svc, line("a"))))
+    spec = runner.submitted[0][1]
+    assert spec["engine"]["batch_size"] == 4 and spec["engine"]["kind"] == "http"
+    assert spec["sampling"] == {"max_tokens": 7}
+    from pydantic import ValidationError
+
+    from serve_apps.batches.config import BatchesConfig
+
+    with pytest.raises(ValidationError):
+        BatchesConfig(job={"output": {"path": "/elsewhere"}})
+
+
 def test_mismatched_models_and_limits() -> None:
     v = validate_text("\n".join([line("a"), line("b", model="m2")]), "/v1/chat/completions", [MODEL, "m2"], 10)
     assert [e.code for e in v.errors] == ["mismatched_model"] and v.errors[0].line == 2
