@@ -129,6 +129,11 @@ class BatchesConfig(StrictModel):
         default=86_400, ge=60, description="The '24h' completion window; a batch still running after it expires."
     )
     poll_interval_s: float = Field(default=5, gt=0, description="How often each replica advances running batches.")
+    retry_delay_s: float = Field(
+        default=75,
+        ge=0,
+        description="Wait before running a failed or lost job again (longer than the job's 60 s output lease).",
+    )
     max_tokens: int = Field(default=1024, ge=1, description="max_tokens of a request that does not set one.")
     job: dict[str, Any] = Field(
         default_factory=dict,

@@ -69,7 +69,7 @@ class Batch(_Record):
     """A batch, as OpenAI's ``batch`` object, plus our run bookkeeping (private fields)."""
 
     PRIVATE: ClassVar[frozenset[str]] = frozenset(
-        {"owner", "output_path", "run_name", "resubmits", "expire_on_stop", "cancel_sent_at"}
+        {"owner", "output_path", "run_name", "resubmits", "expire_on_stop", "cancel_sent_at", "retry_at"}
     )
 
     id: str
@@ -100,6 +100,7 @@ class Batch(_Record):
     resubmits: int = 0
     expire_on_stop: bool = False
     cancel_sent_at: float | None = None
+    retry_at: float | None = Field(default=None, description="When a failed or lost run is started again.")
 
     @property
     def terminal(self) -> bool:

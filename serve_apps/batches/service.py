@@ -31,7 +31,7 @@ from serve_apps.batches.models import (
     RequestCounts,
     page,
 )
-from serve_apps.batches.runner import EXIT_BAD_SPEC, BatchRunner, RunState
+from serve_apps.batches.runner import BatchRunner, RunState
 from serve_apps.batches.store import Blobs, Conflict, StateStore, check_id
 from serve_apps.batches.validate import validate_lines
 
@@ -395,10 +395,11 @@ class BatchService:
             batch.finalizing_at = self.now()
             return
         # The run failed, or vanished (Ray restarted, pod lost, stopped without a cancel): run it again on
-        # the same output folder, which resumes (only missing rows), a few times. A bad spec is not retried.
+        # the same output folder, which resumes (only missing rows), a few times, each after retry_delay_s
+        # (longer than the job's output lease, which a crashed run holds a while; the job then exits 2).
         limit = getattr(self.runner.cfg, "max_resubmits", 3)
         source = self._input(batch)
-        if batch.resubmits >= limit or state.exit_code == EXIT_BAD_SPEC or source is None:
+        if batch.resubmits >= limit or source is None:
             self._collect(batch, assemble=True)
             if source is None:
                 message = "the input file was deleted"
@@ -409,9 +410,21 @@ class BatchService:
             self._fail(batch, [BatchErrorItem(code="batch_failed", message=message)])
             self.runner.cleanup(batch)
             return
-        logger.warning(
-            "batch %s: run %s %s (%s); running it again", batch.id, batch.run_name, state.phase, state.message
-        )
+        if batch.retry_at is None:
+            logger.warning(
+                "batch %s: run %s %s (%s); running it again in %.0f s",
+                batch.id,
+                batch.run_name,
+                state.phase,
+                state.message,
+                self.cfg.retry_delay_s,
+            )
+            batch.retry_at = self.clock() + self.cfg.retry_delay_s
+            if self.cfg.retry_delay_s > 0:
+                return
+        if self.clock() < batch.retry_at:
+            return
+        batch.retry_at = None
         self.runner.cleanup(batch)
         # A new run name: the old run (a RayJob being deleted, a dead actor) never collides with the new one.
         base = batch.run_name.rsplit("-r", 1)[0] if batch.resubmits else batch.run_name

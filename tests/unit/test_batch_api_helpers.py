@@ -60,7 +60,7 @@ class FakeRunner(BatchRunner):
 
 
 def make_service(root: Path, runner: BatchRunner | None = None, **cfg: Any) -> BatchService:
-    config = BatchesConfig(enabled=True, storage_root=str(root), **cfg)
+    config = BatchesConfig(enabled=True, storage_root=str(root), **{"retry_delay_s": 0, **cfg})
     blobs = Blobs(config.storage_root)
     models = {MODEL: ModelEntry(model_id=MODEL)}
     return BatchService(config, models, FolderState(root / "state"), blobs, runner or FakeRunner())

@@ -280,13 +280,22 @@ def test_a_failed_job_is_run_again_then_fails_the_batch(tmp_path: Path) -> None:
     assert b.status == "failed" and b.errors.data[0].message == "too many errors"
 
 
-def test_a_bad_spec_is_not_run_again(tmp_path: Path) -> None:
+def test_a_failed_run_is_retried_after_the_delay(tmp_path: Path) -> None:
+    now = [1000.0]
     runner = FakeRunner()
-    svc = make_service(tmp_path, runner)
+    svc = make_service(tmp_path, runner, retry_delay_s=75)
+    svc.clock = lambda: now[0]
     bid = create(svc, upload(svc, line("a")))
     svc.reconcile(bid)
-    runner.phase[bid] = RunState("failed", 2, "bad spec")
-    assert svc.reconcile(bid).status == "failed" and len(runner.submitted) == 1
+    runner.phase[bid] = RunState("failed", 2, "output is in use by another run")  # a crashed run's lease
+    b = svc.reconcile(bid)
+    assert b.status == "in_progress" and b.retry_at == 1075 and len(runner.submitted) == 1
+    now[0] += 74
+    assert len(runner.submitted) == 1 and svc.reconcile(bid).resubmits == 0
+    now[0] += 2
+    b = svc.reconcile(bid)
+    assert b.resubmits == 1 and b.retry_at is None and len(runner.submitted) == 2
+    assert "retry_at" not in svc.get_batch(ALICE, bid)
 
 
 def test_folder_state_compare_and_swap(tmp_path: Path) -> None:
