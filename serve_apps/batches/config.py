@@ -138,7 +138,8 @@ class BatchesConfig(StrictModel):
     job: dict[str, Any] = Field(
         default_factory=dict,
         description="Job spec fields merged over the spec the service builds for each batch "
-        "(e.g. engine: {batch_size: 32, concurrency: 2}); name, workload, input and output are the service's.",
+        "(e.g. engine: {batch_size: 32, concurrency: 2}, output: {rows_per_file: 100}: request_counts move "
+        "as parts are written); name, workload, input and output.path are the service's.",
     )
     local: LocalRunner = Field(default_factory=LocalRunner, description="Settings of runner local.")
     kubernetes: KubernetesRunner = Field(default_factory=KubernetesRunner, description="Settings of runner kubernetes.")
@@ -152,7 +153,9 @@ class BatchesConfig(StrictModel):
     @field_validator("job")
     @classmethod
     def _job_overrides(cls, value: dict[str, Any]) -> dict[str, Any]:
-        owned = sorted({"name", "workload", "input", "output"} & set(value))
+        owned = sorted({"name", "workload", "input"} & set(value))
+        if isinstance(value.get("output"), dict) and "path" in value["output"]:
+            owned.insert(0, "output.path")
         if owned:
             raise ValueError(f"job.{owned[0]} is set by the Batch API for each batch")
         return value

@@ -46,7 +46,7 @@ def batches_args(root: Path) -> dict:
         "runner": "local",
         "storage_root": str(root),
         "poll_interval_s": 1,
-        "job": {"engine": {"batch_size": 4, "max_concurrent_batches": 1}},
+        "job": {"engine": {"batch_size": 4, "max_concurrent_batches": 1}, "output": {"rows_per_file": 4}},
     }
 
 

@@ -108,11 +108,16 @@ def test_invalid_files_fail_the_batch_before_running(tmp_path: Path, lines: list
 
 def test_job_overrides_merge_into_the_spec(tmp_path: Path) -> None:
     runner = FakeRunner()
-    svc = make_service(tmp_path, runner, job={"engine": {"batch_size": 4}, "sampling": {"max_tokens": 7}})
+    svc = make_service(
+        tmp_path,
+        runner,
+        job={"engine": {"batch_size": 4}, "sampling": {"max_tokens": 7}, "output": {"rows_per_file": 4}},
+    )
     svc.reconcile(create(svc, upload(svc, line("a"))))
     spec = runner.submitted[0][1]
     assert spec["engine"]["batch_size"] == 4 and spec["engine"]["kind"] == "http"
     assert spec["sampling"] == {"max_tokens": 7}
+    assert spec["output"]["rows_per_file"] == 4 and spec["output"]["path"].endswith("/output")
     from pydantic import ValidationError
 
     from serve_apps.batches.config import BatchesConfig
