@@ -536,12 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         result["comparison"] = compare(result["cases"])
         common.write_json(out_path, result)
-    result["comparison"] = compare(result["cases"])
-    common.write_json(out_path, result)
-    print(f"[batch] comparison: {json.dumps(result['comparison'])}", flush=True)
-    print(f"[batch] wrote {out_path}", flush=True)
-    failed = [n for n, r in result["cases"].items() if r.get("error")]
-    return 1 if failed else 0
+    return common.finish(result, "cases", compare, out_path, "batch")
 
 
 def merge(out: str, inputs: list[str], label: str = "") -> int:

@@ -153,6 +153,15 @@ def merge_results(out: str, inputs: list[str], key: str, compare, label: str = "
     return result
 
 
+def finish(result: dict[str, Any], key: str, compare, out: str | Path, tag: str) -> int:
+    """Last comparison of a benchmark run, written and printed; exit code 1 if an entry failed."""
+    result["comparison"] = compare(result[key])
+    write_json(out, result)
+    print(f"[{tag}] comparison: {json.dumps(result['comparison'])}", flush=True)
+    print(f"[{tag}] wrote {out}", flush=True)
+    return 1 if any(r.get("error") for r in result[key].values()) else 0
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,11 +188,13 @@ def run_logged(
     timeout: float | None = None,
     cwd: str | Path | None = None,
     stamp: bool = False,
+    on_start: Any = None,
 ) -> tuple[int, float]:
     """Run ``cmd`` with stdout+stderr to ``log_path``; returns (exit code, wall seconds). Kills its group on timeout.
 
     ``stamp``: prefix every line with the epoch time it arrived here ("1763800000.123 | line"), so
     lines that carry no time of their own (Ray forwards worker output without one) can be timed.
+    ``on_start``: called with the ``Popen`` right after the start (e.g. to watch its PID).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -196,6 +207,8 @@ def run_logged(
             cwd=cwd or REPO,
             start_new_session=True,
         )
+        if on_start is not None:
+            on_start(proc)
         reader = None
         if stamp:
 

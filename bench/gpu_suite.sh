@@ -10,11 +10,16 @@
 #   batch-extra  start-up variants: no-compile full CUDA graphs; warm compile cache
 #   scale        (c) our batch job on 1 GPU vs 2 GPUs (concurrency 2), nvidia-h200-x2
 #   par1, par2   the same, side by side on the 4 GPUs of nvidia-h200-x4 (see stage_par1/2 below)
+#   rows         many short rows: our job vs a bare Ray Data LLM pipeline (the anchor), rows/s and the
+#                driver's peak RSS (bench/scale_bench.py; runs in BENCH_ROWS_RUNS, one after the other)
 #   dry          the CPU dry-run of batch and serve (what CI's local tier runs)
 #
 # Env: OUT (results folder; the device tool sets it), BENCH_BUDGET_S (seconds this call may use,
 # default 570), BENCH_DEVICE_KIND (recorded in the results), BENCH_BATCH_CASES / BENCH_SERVERS /
-# BENCH_EXTRA_CASES / BENCH_SCALE_CASES (override the case lists), BENCH_SCALE_N (prompts for scale).
+# BENCH_EXTRA_CASES / BENCH_SCALE_CASES (override the case lists), BENCH_SCALE_N (prompts for scale),
+# BENCH_ROWS_RUNS (KIND:ROWS list for rows; default "ours:200000 anchor:2000000 ours:2000000"),
+# BENCH_ROWS_MIN_S (a rows run starts only with this many seconds left; default 150), BENCH_ROWS_TAG
+# (suffix of the rows result file, for runs split over several calls; merge with scale_bench --merge).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -56,7 +61,7 @@ for name in ("torch", "vllm", "ray", "transformers", "pydantic", "yaml", "pyarro
     except Exception as e:
         out[name] = f"MISSING: {e!r}"[:120]
 for name in ("jobs.pipeline", "jobs.engine", "serve_apps.app", "serve_apps.local", "ray.data.llm", "ray.serve.llm",
-             "bench.batch_bench", "bench.serve_bench"):
+             "bench.batch_bench", "bench.serve_bench", "bench.scale_bench"):
     try:
         importlib.import_module(name)
         out[name] = "ok"
@@ -170,6 +175,22 @@ stage_par2() {
   par_collect par2
 }
 
+stage_rows() {
+  echo "== rows ($(left) s left)"
+  local runs=${BENCH_ROWS_RUNS:-ours:200000 anchor:2000000 ours:2000000}
+  local args=()
+  for r in $runs; do args+=(--run "$r"); done
+  # One work folder for every call on this machine: the rows, the model and the compile cache
+  # are made once (the first run's cache is cold, the later ones warm).
+  local tag=${BENCH_ROWS_TAG:-${BENCH_TAG:-}}  # calls made one after the other: one result file each
+  local logs="$WORK/rows/logs$tag"
+  bounded "$PY" -m bench.scale_bench --mode gpu "${args[@]}" --work "$WORK/rows" --log-dir "$logs" \
+    --deadline "$(deadline "${BENCH_ROWS_MIN_S:-150}")" --end-by "$(deadline 15)" \
+    --label "${BENCH_LABEL:-rows: our batch job vs a bare Ray Data LLM pipeline (the anchor), many short rows}" \
+    --out "$OUT/scale-gpu$tag.json"
+  [[ -d $logs ]] && tar -czf "$OUT/logs-rows$tag.tgz" -C "$logs" . 2>/dev/null || true
+}
+
 stage_dry() {
   echo "== dry ($(left) s left)"
   bounded "$PY" -m bench.batch_bench --dry-run --work "$WORK/dry-batch" --out "$OUT/batch-dry.json"
@@ -186,6 +207,7 @@ for stage in "$@"; do
     par2) stage_par2 || rc=1 ;;
     batch-extra) stage_batch_extra || rc=1 ;;
     scale) stage_scale || rc=1 ;;
+    rows) stage_rows || rc=1 ;;
     dry) stage_dry || rc=1 ;;
     *) echo "unknown stage $stage"; rc=2 ;;
   esac

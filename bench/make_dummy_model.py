@@ -15,7 +15,7 @@ every machine and every ``tokenizers`` version:
 A prompt made of ``k`` words separated by spaces is therefore exactly ``k`` tokens
 (+ the first word's bytes), which ``bench.prompts`` uses to hit an exact prompt length.
 
-    python -m bench.make_dummy_model OUT_DIR [--size 8b|tiny]
+    python -m bench.make_dummy_model OUT_DIR [--size 8b|small|tiny]
 """
 
 from __future__ import annotations
@@ -59,7 +59,26 @@ TINY = {
     "vocab_size": 32768,
     "max_position_embeddings": 2048,
 }
-SIZES = {"8b": LLAMA3_8B, "tiny": TINY}
+# A small model: Qwen2.5-0.5B's dimensions (hidden 896, 24 layers, 14 heads of 64, 2 KV heads,
+# intermediate 4864, vocab 151936, tied embeddings; 494M parameters) on the Llama architecture.
+# The scale benchmark (bench/scale_bench.py) runs millions of short rows through it, where the
+# per-row work around the engine, not the GPU, is the limit.
+SMALL = {
+    **LLAMA3_8B,
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "vocab_size": 151936,
+    "max_position_embeddings": 32768,
+    "rope_theta": 1000000.0,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": True,
+}
+SIZES = {"8b": LLAMA3_8B, "tiny": TINY, "small": SMALL}
+SHAPES = {"8b": "Llama-3-8B", "tiny": "tiny", "small": "Qwen2.5-0.5B-shaped Llama"}
 
 N_SPECIAL = 256
 SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
@@ -235,7 +254,7 @@ def build(out_dir: str | Path, size: str = "8b") -> Path:
         json.dumps({"bos_token": BOS, "eos_token": EOT, "pad_token": EOS}, indent=2) + "\n"
     )
     (out / "DUMMY_WEIGHTS.txt").write_text(
-        f"No weights: load with load_format='dummy'. Shape: {size} ({'Llama-3-8B' if size == '8b' else 'tiny'}).\n"
+        f"No weights: load with load_format='dummy'. Shape: {size} ({SHAPES[size]}).\n"
     )
     return out
 

@@ -434,13 +434,14 @@ def build(folder: Path = RESULTS_DIR, pngs: bool = True) -> str:
     return "\n".join(parts)
 
 
-def write_readme(table: str, readme: Path = README) -> None:
+def write_readme(table: str, readme: Path = README, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the text between the ``begin`` and ``end`` markers of the README."""
     text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{readme} lacks the {BEGIN} ... {END} block")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{readme} lacks the {begin} ... {end} block")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{begin}\n{table}\n{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -492,11 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         result["comparison"] = compare(result["servers"])
         common.write_json(out_path, result)
-    result["comparison"] = compare(result["servers"])
-    common.write_json(out_path, result)
-    print(f"[serve] comparison: {json.dumps(result['comparison'])}", flush=True)
-    print(f"[serve] wrote {out_path}", flush=True)
-    return 1 if any(r.get("error") for r in result["servers"].values()) else 0
+    return common.finish(result, "servers", compare, out_path, "serve")
 
 
 def merge(out: str, inputs: list[str], label: str = "") -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import batch_bench, common, report, serve_bench
+from bench import batch_bench, common, report, scale_bench, serve_bench
 from bench.make_dummy_model import build
 from bench.prompts import load_tokenizer, make_rows, templated_token_ids
 
@@ -30,6 +30,8 @@ from bench.prompts import load_tokenizer, make_rows, templated_token_ids
         "bench.serve_bench",
         "bench.serve_ours",
         "bench.report",
+        "bench.scale_bench",
+        "bench.anchor_pipeline",
     ],
 )
 def test_modules_import(module):
@@ -366,3 +368,149 @@ def test_serve_results_merge(tmp_path):
     serve_bench.main(["--merge", str(tmp_path / "m.json"), str(tmp_path / "b.json"), str(tmp_path / "h.json")])
     merged = json.loads((tmp_path / "m.json").read_text())
     assert merged["comparison"]["ours-haproxy"]["throughput_ratio"] == 1.05
+
+
+# -- the scale benchmark (bench/scale_bench.py) ----------------------------------------------
+def test_scale_rows_words_and_shards(tmp_path):
+    # Dummy tokenizer: 22 tokens of template + one per word -> 28 words for 50 tokens.
+    assert scale_bench.words_per_row(23, 43, 21, 50) == 28
+    assert scale_bench.words_per_row(60, 80, 21, 50) == 1  # never fewer than one word
+    assert scale_bench.shard_sizes(25, 10) == [10, 10, 5] and scale_bench.shard_sizes(20, 10) == [10, 10]
+    info = scale_bench.write_rows(tmp_path / "rows", 25, 5, 0, 10)
+    assert info["files"] == 3 and (tmp_path / "rows.json").exists()
+    files = sorted((tmp_path / "rows").glob("*.jsonl"))
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"r{i:09d}" for i in range(25)]
+    assert all(r["prompt"].startswith(" ") and len(r["prompt"].split()) == 5 for r in rows)
+    first = files[0].read_text()
+    assert scale_bench.write_rows(tmp_path / "rows", 25, 5, 0, 10) == info  # kept, not rewritten
+    scale_bench.write_rows(tmp_path / "again", 25, 5, 0, 10)
+    assert (tmp_path / "again" / "part-00000.jsonl").read_text() == first  # seeded
+    assert not list((tmp_path / "rows").glob("*.json"))  # nothing but rows where the readers look
+
+
+def test_scale_prompts_are_about_50_tokens(tiny_model):
+    k, lengths = scale_bench.plan_rows(str(tiny_model), 50)
+    assert k > 20 and lengths["prompt_tokens_min"] == lengths["prompt_tokens_max"] == 50
+
+
+def test_driver_rss_is_read_from_proc_status():
+    status = "Name:\tpython\nVmPeak:\t  900 kB\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\nThreads:\t4\n"
+    assert scale_bench.parse_proc_status(status) == {"VmPeak": 900 * 1024, "VmHWM": 2 << 20, "VmRSS": 1 << 20}
+    sampler = scale_bench.DriverSampler(interval_s=0.02, series_every_s=0.01, load_every_s=0.01)
+    import os
+
+    sampler.start(os.getpid())
+    time.sleep(0.2)
+    got = sampler.stop()
+    assert got["rss_samples"] > 2 and got["peak_rss_mib"] >= got["peak_rss_sampled_mib"] > 10
+    assert got["rss_series_mib"] and got["loadavg_1m_mean"] is not None
+
+
+def test_downsample_keeps_ends_and_peak():
+    series = [[float(i), float(i % 97)] for i in range(5000)]
+    series[1234][1] = 1e6
+    small = scale_bench.downsample(series, 100)
+    assert len(small) <= 103 and small[0] == series[0] and small[-1] == series[-1] and [1234.0, 1e6] in small
+
+
+def _scale_run(kind, n, mib, seconds, rows_out=None):
+    return {
+        "run": f"{kind}-{n}",
+        "kind": kind,
+        "rows_in": n,
+        "rows_out": n if rows_out is None else rows_out,
+        "total_s": seconds,
+        "rows_per_s": round((n if rows_out is None else rows_out) / seconds, 1),
+        "steady_rows_per_s": n / (seconds / 2),
+        "peak_rss_bytes": int(mib * 2**20),
+        "peak_rss_mib": mib,
+    }
+
+
+def test_scale_comparison_and_memory_verdict():
+    runs = {
+        r["run"]: r
+        for r in (
+            _scale_run("ours", 20_000, 500, 100),
+            _scale_run("ours", 200_000, 560, 500),
+            _scale_run("anchor", 200_000, 900, 550),
+            _scale_run("anchor", 20_000, 450, 90),
+            _scale_run("ours", 2_000_000, 9000, 900, rows_out=10),  # incomplete: ignored
+        )
+    }
+    c = scale_bench.compare(runs)
+    assert c["rate"]["ours-200000"]["ratio"] == round(400 / (200_000 / 550), 3) and c["rate"]["ours-200000"]["meets"]
+    assert not c["rate"]["ours-20000"]["meets"]  # 200 rows/s against 222
+    mem = c["memory"]["ours"]
+    assert (
+        mem["rows"] == [20_000, 200_000]
+        and mem["growth"] == 0.12
+        and mem["meets"]
+        == {
+            "growth": True,
+            "peak_rss_mib": True,
+        }
+    )
+    assert mem["bytes_per_row"] == round(60 * 2**20 / 180_000, 2)
+    assert 560 < mem["extrapolated_peak_rss_mib"] < 560 + 60 * 100_000_000 / 180_000 + 1
+    assert c["memory"]["anchor"]["meets"]["growth"] is False  # +100%
+    # Sizes only 5x apart cannot show flatness at 10x.
+    near = {k: v for k, v in runs.items() if k in ("ours-20000",)} | {
+        "ours-100000": _scale_run("ours", 100_000, 510, 300)
+    }
+    assert scale_bench.compare(near)["memory"]["ours"]["meets"]["growth"] is False
+    text = scale_bench.report({"scale-x": {"env": {"cpu_count": 2}, "workload": {}, "runs": runs, "comparison": c}})
+    assert "| ours-200000 | 200,000 |" in text and "**missed**" in text and "results/scale-x.json" in text
+
+
+def test_scale_run_parsing_and_merge(tmp_path):
+    assert scale_bench.parse_run("ours:2M") == ("ours", 2_000_000)
+    assert scale_bench.parse_run("anchor:200k") == ("anchor", 200_000)
+    assert scale_bench.parse_run("ours:1500") == ("ours", 1500)
+    with pytest.raises(SystemExit):
+        scale_bench.parse_run("raw:10")
+    a = {"runs": {"ours-20000": _scale_run("ours", 20_000, 500, 100)}, "env": {"date": "a"}}
+    b = {"runs": {"ours-200000": _scale_run("ours", 200_000, 520, 400)}, "env": {"date": "b"}, "inputs": {"1": {}}}
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    merged = scale_bench.merge(str(tmp_path / "m.json"), [str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert set(merged["runs"]) == {"ours-20000", "ours-200000"} and merged["inputs"] == {"1": {}}
+    assert merged["comparison"]["memory"]["ours"]["growth"] == 0.04
+
+
+def test_scale_job_spec_and_anchor_use_the_same_engine_settings(tiny_model, tmp_path):
+    from jobs.engine import defaults_for
+    from jobs.spec import JobSpec
+
+    for mode, preset in scale_bench.PRESETS.items():
+        spec = JobSpec.from_dict(
+            scale_bench.job_spec(preset, str(tiny_model), tmp_path / "rows", tmp_path / "out", f"scale-{mode}")
+        )
+        anchor = scale_bench.anchor_config(preset, str(tiny_model))
+        d = defaults_for(preset["device"])
+        proc = anchor["processor"]
+        assert proc["engine_kwargs"] == {**d.engine_kwargs, **spec.engine.engine_kwargs}
+        assert (proc["batch_size"], proc["max_concurrent_batches"]) == (d.batch_size, d.max_concurrent_batches)
+        assert anchor["sampling_params"]["max_tokens"] == spec.sampling.max_tokens == preset["max_tokens"]
+        assert spec.system_prompt == anchor["system_prompt"] == "" and spec.input.id_column == "id"
+        assert ("placement_group_config" in proc) == (preset["device"] == "cpu")
+
+
+def test_count_parquet_rows(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert scale_bench.count_parquet_rows(tmp_path / "none") is None
+    (tmp_path / "o" / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"x": [1, 2, 3]}), tmp_path / "o" / "data" / "a.parquet")
+    pq.write_table(pa.table({"x": [4]}), tmp_path / "o" / "b.parquet")
+    (tmp_path / "o" / "c.parquet").write_text("half-written")
+    assert scale_bench.count_parquet_rows(tmp_path / "o") == 4
+
+
+def test_scale_retries_only_a_failed_ray_start():
+    tail = "Exception: The current node timed out during startup. This could happen because ..."
+    assert scale_bench.ray_start_failed({"error": "exit 1", "log_tail": tail})
+    assert not scale_bench.ray_start_failed({"error": "exit 1", "log_tail": "ValueError: bad row"})
+    assert not scale_bench.ray_start_failed({"log_tail": tail})
