@@ -67,6 +67,8 @@ OPEN_ON_PURPOSE = chartgen.PASSTHROUGH | {
     "batchJobs.*.spec.engine.engine_kwargs",
     "batchJobs.*.spec.workload.options",
     "batchJobs.*.spec.sampling",
+    "batchApi.job.engine.engine_kwargs",
+    "batchApi.job.sampling",
 }
 
 
