@@ -14,7 +14,16 @@ from semantics import (
 
 pytestmark = pytest.mark.charts
 
-SERVING = ["default", "gke-l4", "eks-a10g", "multi-pool-h100-l4", "cpu-local", "multi-gpu-nodes"]
+SERVING = [
+    "default",
+    "gke-l4",
+    "eks-a10g",
+    "multi-pool-h100-l4",
+    "cpu-local",
+    "multi-gpu-nodes",
+    "batch-api",
+    "batch-api-pvc",
+]
 
 
 @pytest.mark.parametrize("scenario", SERVING)

@@ -172,7 +172,9 @@ Volumes and mounts shared by every Ray pod.
 A Ray pod template (head or worker).
 Args: dict with root, component (head|worker), containerName, resources, ports (list),
 nodeSelector, tolerations, shmSize, extraVolumes, extraVolumeMounts, labels (dict), automountToken
-(only the head, whose autoscaler sidecar talks to the Kubernetes API, keeps its service account token).
+(only the head, whose autoscaler sidecar talks to the Kubernetes API, keeps its service account token),
+serviceAccountName (set: the pod runs as that account, with its token; the Batch API's RayService pods),
+envFrom (list of envFrom items of the container).
 */}}
 {{- define "kuberay-llm.podTemplate" -}}
 {{- $root := .root }}
@@ -191,7 +193,10 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
-  {{- if not .automountToken }}
+  {{- if .serviceAccountName }}
+  serviceAccountName: {{ .serviceAccountName }}
+  automountServiceAccountToken: true
+  {{- else if not .automountToken }}
   automountServiceAccountToken: false
   {{- end }}
   {{- with $root.Values.imagePullSecrets }}
@@ -220,6 +225,10 @@ spec:
         {{- toYaml .resources | nindent 8 }}
       env:
         {{- include "kuberay-llm.env" $root | trim | nindent 8 }}
+      {{- with .envFrom }}
+      envFrom:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       {{- with .ports }}
       ports:
         {{- toYaml . | nindent 8 }}
@@ -232,7 +241,7 @@ spec:
 
 {{/*
 The head group, shared by the RayService and the RayJobs: no GPUs, num-cpus 0.
-Args: dict with root, extraVolumes, extraVolumeMounts, serve (bool).
+Args: dict with root, extraVolumes, extraVolumeMounts, serve (bool), serviceAccountName, envFrom (podTemplate's).
 */}}
 {{- define "kuberay-llm.headGroup" -}}
 {{- $root := .root }}
@@ -243,7 +252,7 @@ rayStartParams:
   {{- $params := merge (deepCopy $root.Values.head.rayStartParams) (dict "num-cpus" "0" "num-gpus" "0" "dashboard-host" "0.0.0.0" "metrics-export-port" "8080") }}
   {{- toYaml $params | nindent 2 }}
 template:
-  {{- include "kuberay-llm.podTemplate" (dict "root" $root "component" "ray-head" "containerName" "ray-head" "automountToken" $root.Values.autoscaler.enabled "resources" $res "ports" $ports "nodeSelector" $root.Values.head.nodeSelector "tolerations" $root.Values.head.tolerations "shmSize" $root.Values.head.shmSize "extraVolumes" .extraVolumes "extraVolumeMounts" .extraVolumeMounts) | trim | nindent 2 }}
+  {{- include "kuberay-llm.podTemplate" (dict "root" $root "component" "ray-head" "containerName" "ray-head" "automountToken" $root.Values.autoscaler.enabled "resources" $res "ports" $ports "nodeSelector" $root.Values.head.nodeSelector "tolerations" $root.Values.head.tolerations "shmSize" $root.Values.head.shmSize "extraVolumes" .extraVolumes "extraVolumeMounts" .extraVolumeMounts "serviceAccountName" .serviceAccountName "envFrom" .envFrom) | trim | nindent 2 }}
 {{- end }}
 
 {{/*
