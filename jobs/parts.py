@@ -102,6 +102,8 @@ def _sink_class():
             first_request: float | None = None
             for block in blocks:
                 table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block)
+                if table.num_rows == 0:  # e.g. a batch whose rows were all finished already
+                    continue
                 records = table.column(RECORD).to_pylist()
                 errors = table.column(ERROR).to_pylist()
                 t_in = table.column(TOKENS_IN).to_pylist()

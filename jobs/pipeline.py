@@ -29,7 +29,7 @@ from jobs import io, ledger, parts, progress, report
 from jobs.engine import batch_size_for, build_processor, defaults_for, resolve_device
 from jobs.lease import OutputLease
 from jobs.spec import JobSpec
-from jobs.stages import Finish, Parse, RowFailed, StageContext
+from jobs.stages import Finish, FinishErrors, Parse, RowFailed, StageContext
 from jobs.startup import Warmup
 from jobs.workloads import Workload, resolve_workload
 from llmkit import logs, models
@@ -219,4 +219,6 @@ def _plan(spec: JobSpec, workload: Workload, data: Any, ctx: StageContext, model
         Parse(ctx), batch_format="pyarrow", batch_size=batch_size, num_cpus=stage_cpus, zero_copy_batch=True
     )
     processor = build_processor(spec, model_source, device, finish=Finish(ctx))
-    return processor(ds)
+    return processor(ds).map_batches(
+        FinishErrors(ctx), batch_format="pyarrow", num_cpus=stage_cpus, zero_copy_batch=True
+    )

@@ -234,3 +234,40 @@ class Finish:
             parts.TOKENS_OUT: result["num_generated_tokens"],
             parts.REQUEST_START: time.time() - float(took) if took is not None and float(took) >= 0 else None,
         }
+
+
+class FinishErrors:
+    """``map_batches`` after the processor: shape the engine's error rows, which Ray Data LLM
+    hands on as they were (it skips the postprocess for them), and keep only the sink's columns."""
+
+    COLUMNS = (parts.RECORD, parts.ERROR, parts.TOKENS_IN, parts.TOKENS_OUT, parts.REQUEST_START)
+
+    def __init__(self, ctx: StageContext):
+        self.finish = Finish(ctx)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        n = batch.num_rows
+        names = set(batch.column_names)
+        records = batch.column(parts.RECORD).to_pylist() if parts.RECORD in names else [None] * n
+        if all(r is not None for r in records):
+            return batch.select([c for c in self.COLUMNS if c in names])
+        rows = batch.to_pylist()
+        out = []
+        for row, record in zip(rows, records, strict=True):
+            if record is None:
+                error = row.get("__inference_error__") or "the engine returned no result"
+                out.append(self.finish(row, {}, str(error)))
+            else:
+                out.append({c: row.get(c) for c in self.COLUMNS})
+        return pa.Table.from_pylist(out, schema=_SINK_SCHEMA)
+
+
+_SINK_SCHEMA = pa.schema(
+    [
+        (parts.RECORD, pa.string()),
+        (parts.ERROR, pa.string()),
+        (parts.TOKENS_IN, pa.int64()),
+        (parts.TOKENS_OUT, pa.int64()),
+        (parts.REQUEST_START, pa.float64()),
+    ]
+)

@@ -92,13 +92,14 @@ class Workload:
 
     def unique_key(self, row: dict[str, Any]) -> str | None:
         """A key no two input rows may share (a later duplicate goes to the errors output as
-        ``duplicate_id``), or None. Default: the row's ``input.id_column`` value."""
-        column = self.spec.input.id_column
-        return None if not column or row.get(column) is None else str(row[column])
+        ``duplicate_id``), or None. Only asked when ``checks_unique_keys()``."""
+        return None
 
     def checks_unique_keys(self) -> bool:
-        """Whether the input has unique keys to check (one extra pass over the input, before the run)."""
-        return bool(self.spec.input.id_column)
+        """Whether to check ``unique_key`` across the input: one extra pass over the input before
+        the run, so only for workloads whose format demands it (OpenAI's custom_id). Rows are
+        identified by their position, so resume needs no unique column."""
+        return False
 
     def postprocess(self, row: dict[str, Any], text: str) -> dict[str, Any]:
         """Extra output columns derived from the generated text."""

@@ -87,7 +87,7 @@ def test_a_second_run_on_the_same_output_is_refused_and_a_dead_ones_lease_is_tak
         _, err = second.communicate(timeout=300)
         assert second.returncode == 2
         assert err.strip().count("\n") == 0 and "Traceback" not in err, err
-        assert "held by" in err and "lease" in err, err
+        assert "output is in use by job 'lease'" in err, err
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
