@@ -247,28 +247,17 @@ def batch() -> dict:
             kind="stat",
         ),
         _panel(
-            "Progress",
-            "Finished rows over finished plus pending rows (ray_krllm_batch_rows_total, ray_krllm_batch_rows_pending).",
-            [
-                (
-                    f"sum by (job) (ray_krllm_batch_rows_total{{{job}}}) / (sum by (job) (ray_krllm_batch_rows_total{{{job}}})"
-                    f" + sum by (job) (ray_krllm_batch_rows_pending{{{job}}}))",
-                    "{{job}}",
-                )
-            ],
-            "percentunit",
+            "Rows finished",
+            "Rows finished so far, by status (ray_krllm_batch_rows_total). The job does not count its input "
+            "ahead of time (its driver reads no rows), so there is no pending count.",
+            [(f"sum by (job, status) (ray_krllm_batch_rows_total{{{job}}})", "{{job}} {{status}}")],
+            "short",
             kind="stat",
         ),
         _panel(
             "Rows per second",
             "Rows finished per second, by status (ray_krllm_batch_rows_total).",
             [(f"sum by (job, status) (rate(ray_krllm_batch_rows_total{{{job}}}[{RATE}]))", "{{job}} {{status}}")],
-            "short",
-        ),
-        _panel(
-            "Rows pending",
-            "Rows not finished yet (ray_krllm_batch_rows_pending).",
-            [(f"sum by (job) (ray_krllm_batch_rows_pending{{{job}}})", "{{job}}")],
             "short",
         ),
         _panel(

@@ -107,6 +107,7 @@ _render_job = if [ -n "$(JOB_SPEC)" ]; then \
 	$(HELM) template $(RELEASE) $(CHART_DIR) -n $(NAMESPACE) -f $(CLUSTER_VALUES) -f "$$tmp/job.yaml" \
 	  --set kuberay-operator.enabled=false --set serving.enabled=false $(_image_values) $(HELM_ARGS) \
 	  $(if $(and $(JOB_SPEC),$(filter cpu,$(IMAGE_KIND))),--set batchJobs.$(NAME).spec.engine.device=cpu) $(_job_model_values) \
+	  $(if $(JOB_SPEC),--set batchJobs.$(NAME).spec.output.path=/results/$(NAME)) \
 	  --show-only templates/configmap-job.yaml --show-only templates/rayjob.yaml > "$$tmp/all.yaml"; \
 	awk -v name='$(NAME)' 'BEGIN { RS = "(^|\n)---\n" } $$0 ~ ("kuberay-llm/job: " name "(\n|$$)") { printf "---\n%s\n", $$0 }' "$$tmp/all.yaml"
 
