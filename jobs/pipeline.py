@@ -219,6 +219,8 @@ def _plan(spec: JobSpec, workload: Workload, data: Any, ctx: StageContext, model
         Parse(ctx), batch_format="pyarrow", batch_size=batch_size, num_cpus=stage_cpus, zero_copy_batch=True
     )
     processor = build_processor(spec, model_source, device, finish=Finish(ctx))
+    # batch_size=None: each block as it comes. Ray Data's default (1024 rows) would hold results
+    # back until that many had gathered, so a killed job would lose them.
     return processor(ds).map_batches(
-        FinishErrors(ctx), batch_format="pyarrow", num_cpus=stage_cpus, zero_copy_batch=True
+        FinishErrors(ctx), batch_format="pyarrow", batch_size=None, num_cpus=stage_cpus, zero_copy_batch=True
     )

@@ -236,4 +236,6 @@ def from_data(data: Any, id_column: str | None = None, num_cpus: float = 1.0):
     else:
         items = [{"prompt": r} if isinstance(r, str) else dict(r) for r in data]
         ds = ray.data.from_items([{**r, LINE: i} for i, r in enumerate(items)])
-    return ds.map_batches(_FromRecords(id_column), batch_format="pyarrow", zero_copy_batch=True, num_cpus=num_cpus)
+    return ds.map_batches(
+        _FromRecords(id_column), batch_format="pyarrow", batch_size=None, zero_copy_batch=True, num_cpus=num_cpus
+    )
