@@ -98,19 +98,9 @@ class Parse:
         spec = workload.spec
         files = batch.column(FILE).to_pylist()
         lines = batch.column(LINE).to_numpy()
-        keep = np.ones(len(files), dtype=bool)
-        if ctx.ledger:
-            for file in set(files):
-                done = ledger.finished_lines(ctx.ledger, file)
-                if len(done):
-                    mask = np.array([f == file for f in files])
-                    keep &= ~(mask & np.isin(lines, done))
-        later = np.zeros(len(files), dtype=bool)
-        if ctx.duplicates:
-            for file in set(files):
-                dups = ledger.finished_lines(ctx.duplicates, file)
-                if len(dups):
-                    later |= np.array([f == file for f in files]) & np.isin(lines, dups)
+        # Rows an earlier run finished are dropped; later duplicates of a unique key are errors.
+        keep = ~_listed(ctx.ledger, files, lines)
+        later = _listed(ctx.duplicates, files, lines)
         raws = batch.column(RAW).to_pylist()
         bads = batch.column(BAD).to_pylist()
         defaults = {k: v for k, v in spec.sampling.model_dump().items() if v is not None}
@@ -163,6 +153,17 @@ class Parse:
             ],
             schema=PARSED_SCHEMA,
         )
+
+
+def _listed(folder: str | None, files: list[str], lines: np.ndarray) -> np.ndarray:
+    """Which rows of a batch a per-file position list (a ledger) in ``folder`` names."""
+    hit = np.zeros(len(files), dtype=bool)
+    if folder:
+        for file in set(files):
+            listed = ledger.finished_lines(folder, file)
+            if len(listed):
+                hit |= np.array([f == file for f in files]) & np.isin(lines, listed)
+    return hit
 
 
 def fill_sampling(samplings: list[dict[str, Any]]) -> None:
