@@ -57,7 +57,9 @@ def model_dir() -> str:
     return resolve(DEFAULT_MODEL)
 
 
-@pytest.fixture(scope="session")
+# Module scope: the server goes away before the next module starts its own engines (Serve's, a
+# job's); four CPU vLLMs at once come close to the test machine's memory.
+@pytest.fixture(scope="module")
 def vllm_server(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real OpenAI-compatible vLLM server (CPU) on 127.0.0.1; yields its /v1 base URL."""
     import httpx
