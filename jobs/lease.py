@@ -11,9 +11,10 @@ What each storage guarantees:
 
 - **Local paths and PVCs** (any POSIX filesystem, NFS included): creating the lease is atomic
   (a complete temporary file hard-linked into place, which fails if the lease exists; ``O_EXCL``
-  where hard links are not supported), so of two runs exactly one acquires it. Taking over an
-  expired lease first renames it aside and checks that the renamed file is the expired record it
-  read, so two runs taking over at once also end with one holder.
+  where hard links are not supported), so of two runs exactly one acquires it. Runs that take over
+  an expired lease go one at a time (a lock file beside it), check that it still holds the expired
+  record they read, and replace it in one rename, so two runs taking over at once also end with
+  one holder.
 - **s3://** (with boto3 installed, as Ray's images have it): writes are conditional, ``If-None-Match: *``
   to create and ``If-Match: <ETag>`` to take over, renew and release, which S3 has enforced since
   2024 (as do MinIO and moto). Exactly one run acquires. The lease is also read back after a short
@@ -102,6 +103,10 @@ class _Blob:
 
 
 # -- stores ----------------------------------------------------------------------
+# A takeover lock older than this was left by a run that died while taking a lease over.
+_TAKEOVER_LOCK_STALE_S = 30.0
+
+
 class _LocalStore:
     """A lease file on a POSIX filesystem: atomic create, rename-aside takeover and release."""
 
@@ -138,10 +143,28 @@ class _LocalStore:
                 os.unlink(tmp)
 
     def replace(self, data: bytes, expected: _Blob) -> str | None | bool:
-        """Take over the record ``expected``: only if the file still holds exactly it."""
-        if not self._remove(expected):
+        """Take over the record ``expected``: only if the file still holds exactly it.
+
+        Takers go one at a time, through a lock file, and the lease is replaced in one rename, so
+        the path is never empty: moving the record aside to check it (as ``delete`` does) left a
+        moment in which a third run could create a lease while a second one put the first run's back,
+        and two runs held it (seen with eight contenders on a loaded machine)."""
+        lock = f"{self.path}.takeover"
+        try:
+            self._write(lock, b"", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            with contextlib.suppress(OSError):  # a taker that died holding the lock: clear it
+                if time.time() - os.stat(lock).st_mtime > _TAKEOVER_LOCK_STALE_S:
+                    os.unlink(lock)
             return False
-        return self.create(data)
+        try:
+            current = self.read()
+            if current is None or current.data != expected.data:
+                return False
+            return self.renew(data, current)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
 
     def renew(self, data: bytes, expected: _Blob) -> str | None | bool:
         # The caller just read our own record; an atomic replace never leaves the path empty.
