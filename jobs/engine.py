@@ -6,6 +6,7 @@ are the tuned starting points; anything the spec sets wins over them.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -128,34 +129,6 @@ class _VllmPostprocess:
         return self.finish(row, result, None)
 
 
-class _HttpPreprocess:
-    def __init__(self, model: str):
-        self.model = model
-
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        sampling = {k: v for k, v in json.loads(row["_sampling"]).items() if v is not None}
-        return {"payload": {"model": self.model, "messages": json.loads(row["_messages"]), **sampling}}
-
-
-class _HttpPostprocess(_VllmPostprocess):
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        response = row.get("http_response") or {}
-        choices = response.get("choices") if isinstance(response, dict) else None
-        error = row.get("__inference_error__")
-        if error or not choices:
-            detail = response.get("error") if isinstance(response, dict) else None
-            message = detail.get("message") if isinstance(detail, dict) else (detail or error or response)
-            return self.finish(row, {}, f"HTTP endpoint error: {message}")
-        usage = response.get("usage") or {}
-        result = {
-            "generated_text": (choices[0].get("message") or {}).get("content") or "",
-            "num_input_tokens": int(usage.get("prompt_tokens") or 0),
-            "num_generated_tokens": int(usage.get("completion_tokens") or 0),
-            "finish_reason": choices[0].get("finish_reason") or "",
-        }
-        return self.finish(row, result, None)
-
-
 # -- processors ----------------------------------------------------------------
 def http_url(spec: JobSpec) -> str:
     url = spec.engine.http.url or os.environ.get("OPENAI_BASE_URL")
@@ -171,9 +144,10 @@ def batch_size_for(spec: JobSpec, device: str) -> int:
     return spec.engine.batch_size or defaults_for(device).batch_size
 
 
-def build_processor(spec: JobSpec, model_source: str, device: str, finish: Callable[[dict, dict, str | None], dict]):
-    """The Ray Data LLM processor for this spec: rows in need ``_messages``/``_sampling``/``_max_tokens``;
-    ``finish(row, result, error)`` turns each engine result into the output row."""
+def build_processor(spec: JobSpec, model_source: str, device: str, finish: Callable[..., dict]):
+    """The engine stage for this spec, a function from the parsed dataset to the results: Ray Data LLM's
+    vLLM processor, or our own HTTP stage (``jobs.http_engine``). Rows in need ``_messages``/``_sampling``/
+    ``_max_tokens``; ``finish(row, result, error)`` turns each engine result into the output row."""
     from ray.data.llm import build_processor as ray_build_processor
 
     defaults = defaults_for(device)
@@ -184,28 +158,7 @@ def build_processor(spec: JobSpec, model_source: str, device: str, finish: Calla
     c = spec.engine.concurrency
     concurrency = (c, c) if isinstance(c, int) else c
     if spec.engine.kind == "http":
-        from ray.data.llm import HttpRequestProcessorConfig
-
-        headers = {}
-        key = os.environ.get(spec.engine.http.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        config = HttpRequestProcessorConfig(
-            url=http_url(spec),
-            headers=headers,
-            qps=spec.engine.http.qps,
-            max_retries=spec.engine.http.max_retries,
-            batch_size=batch_size,
-            concurrency=concurrency,
-        )
-        model = spec.engine.http.model or spec.model_name()
-        return ray_build_processor(
-            config,
-            preprocess=_HttpPreprocess(model),
-            postprocess=_HttpPostprocess(finish),
-            preprocess_map_kwargs={"num_cpus": defaults.stage_num_cpus},
-            postprocess_map_kwargs={"num_cpus": defaults.stage_num_cpus},
-        )
+        return _http_stage(spec, batch_size, max_concurrent_batches, concurrency, defaults, finish)
 
     from ray.data.llm import vLLMEngineProcessorConfig
 
@@ -237,3 +190,46 @@ def build_processor(spec: JobSpec, model_source: str, device: str, finish: Calla
         preprocess_map_kwargs={"num_cpus": defaults.stage_num_cpus},
         postprocess_map_kwargs={"num_cpus": defaults.stage_num_cpus},
     )
+
+
+def _http_stage(spec: JobSpec, batch_size: int, max_concurrent_batches: int, concurrency, defaults, finish):
+    """Ray Data LLM's HTTP processor fails the whole dataset on a request that used up its retries;
+    ours turns it into that row's error (see jobs.http_engine)."""
+    import ray
+
+    from jobs.http_engine import HttpChat
+
+    headers = {}
+    key = os.environ.get(spec.engine.http.api_key_env)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    chat = dict(
+        cfg=spec.engine.http,
+        url=http_url(spec),
+        model=spec.engine.http.model or spec.model_name(),
+        headers=headers,
+        finish=finish,
+    )
+
+    # Batches in flight per actor, each with all of its requests at once. Ray 2.60 takes the actor's
+    # concurrency in the strategy (ray_remote_args are deprecated there); 2.58 only as a remote arg.
+    pool = dict(min_size=concurrency[0], max_size=concurrency[1], max_tasks_in_flight_per_actor=max_concurrent_batches)
+    remote_args = {}
+    if "max_concurrent_calls_per_actor" in inspect.signature(ray.data.ActorPoolStrategy).parameters:
+        pool["max_concurrent_calls_per_actor"] = max_concurrent_batches
+    else:
+        remote_args["max_concurrency"] = max_concurrent_batches
+
+    def stage(ds):
+        return ds.map_batches(
+            HttpChat,
+            fn_constructor_kwargs=chat,
+            batch_format="pyarrow",
+            batch_size=batch_size,
+            zero_copy_batch=True,
+            num_cpus=defaults.stage_num_cpus,
+            compute=ray.data.ActorPoolStrategy(**pool),
+            **remote_args,
+        )
+
+    return stage

@@ -33,6 +33,10 @@ ROW_ID = "_row_id"
 TOKENS_IN, TOKENS_OUT = "_tokens_in", "_tokens_out"
 # Produced by the shaping stage: the output record as JSON text, and the error (null if ok).
 RECORD, ERROR = "_record", "_error"
+# An error record's code (invalid_json, http_400, connection_error...), also kept in the errors parts.
+ERROR_CODE = "_error_code"
+# How many times the http engine retried a row's request (the report counts rows that needed any).
+RETRIES = "_retries"
 # When an engine took the request (seconds since the epoch), for the report's start-up figure.
 REQUEST_START = "_request_start"
 BOOKKEEPING = (ROW_ID, FILE, LINE, TOKENS_IN, TOKENS_OUT)
@@ -98,27 +102,33 @@ def _sink_class():
         def write(self, blocks: Iterable[pa.Table], ctx) -> dict[str, int]:
             ok: list[str] = []
             failed: list[str] = []
-            tokens_in = tokens_out = 0
+            tokens_in = tokens_out = retried = 0
             first_request: float | None = None
+            reasons: dict[str, list] = {}  # code -> [rows, first message]
             for block in blocks:
                 table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block)
                 if table.num_rows == 0:  # e.g. a batch whose rows were all finished already
                     continue
+                names = table.column_names
                 records = table.column(RECORD).to_pylist()
                 errors = table.column(ERROR).to_pylist()
+                codes = table.column(ERROR_CODE).to_pylist() if ERROR_CODE in names else [None] * len(errors)
                 t_in = table.column(TOKENS_IN).to_pylist()
                 t_out = table.column(TOKENS_OUT).to_pylist()
-                if REQUEST_START in table.column_names:
+                if RETRIES in names:
+                    retried += sum(1 for r in table.column(RETRIES).to_pylist() if r)
+                if REQUEST_START in names:
                     starts = [t for t in table.column(REQUEST_START).to_pylist() if t is not None]
                     if starts:
                         first_request = min(starts + ([first_request] if first_request else []))
-                for record, error, a, b in zip(records, errors, t_in, t_out, strict=True):
+                for record, error, code, a, b in zip(records, errors, codes, t_in, t_out, strict=True):
                     if error is None:
                         ok.append(record)
                         tokens_in += a or 0
                         tokens_out += b or 0
                     else:
                         failed.append(record)
+                        reasons.setdefault(code or "error", [0, error])[0] += 1
             name = f"part-{self.run}-{ctx.task_idx:06d}"
             if ok:
                 write_part(self.root, io.DATA_DIR, name, self.fmt, ok)
@@ -128,7 +138,7 @@ def _sink_class():
             if self.progress:
                 from jobs.progress import add
 
-                add(self.progress, **counts, first_request=first_request)
+                add(self.progress, **counts, retried=retried, first_request=first_request, reasons=reasons)
             return counts
 
     return PartsSink
@@ -140,7 +150,14 @@ def sink(root: str, fmt: str, run: str, rows_per_file: int, progress: str | None
 
 # -- reading parts back (on the workers) ---------------------------------------------
 BOOK_SCHEMA = pa.schema(
-    [(FILE, pa.string()), (LINE, pa.int64()), ("_ok", pa.bool_()), (TOKENS_IN, pa.int64()), (TOKENS_OUT, pa.int64())]
+    [
+        (FILE, pa.string()),
+        (LINE, pa.int64()),
+        ("_ok", pa.bool_()),
+        (TOKENS_IN, pa.int64()),
+        (TOKENS_OUT, pa.int64()),
+        (ERROR_CODE, pa.string()),
+    ]
 )
 
 
@@ -163,11 +180,12 @@ def _book_rows(f, path: str) -> Iterator[pa.Table]:
                     pa.array([ok] * n),
                     batch.column(TOKENS_IN).cast(pa.int64()) if TOKENS_IN in cols else zeros,
                     batch.column(TOKENS_OUT).cast(pa.int64()) if TOKENS_OUT in cols else zeros,
+                    pa.nulls(n, pa.string()),
                 ],
                 schema=BOOK_SCHEMA,
             )
         return
-    files, lines, oks, t_in, t_out = [], [], [], [], []
+    files, lines, oks, t_in, t_out, codes = [], [], [], [], [], []
     from jobs.reader import _text_lines
 
     for text in _text_lines(f):
@@ -181,8 +199,9 @@ def _book_rows(f, path: str) -> Iterator[pa.Table]:
         oks.append(ok)
         t_in.append(int(record.get(TOKENS_IN) or 0))
         t_out.append(int(record.get(TOKENS_OUT) or 0))
+        codes.append(None if ok else record.get(ERROR_CODE))
     if files:
-        yield pa.table([files, pa.array(lines, pa.int64()), oks, t_in, t_out], schema=BOOK_SCHEMA)
+        yield pa.table([files, pa.array(lines, pa.int64()), oks, t_in, t_out, codes], schema=BOOK_SCHEMA)
 
 
 def _book_source_class():
@@ -207,8 +226,18 @@ def part_folders(root: str) -> list[str]:
     return [io.join(root, d) for d in (io.DATA_DIR, io.ERRORS_DIR) if io.list_parts(root, d, limit=1)]
 
 
+def drop_errors(root: str) -> bool:
+    """Delete the errors parts (a rerun retries their rows); returns whether there were any."""
+    if not io.list_parts(root, io.ERRORS_DIR, limit=1):
+        return False
+    fs, base = io.filesystem(root)
+    fs.delete_dir_contents(io.join(base, io.ERRORS_DIR))
+    return True
+
+
 def read_bookkeeping(root: str):
-    """A dataset of (_file, _line, _ok, _tokens_in, _tokens_out) over every part, or None if there are none."""
+    """A dataset of (_file, _line, _ok, _tokens_in, _tokens_out, _error_code) over every part, or None if
+    there are none."""
     import ray
 
     folders = part_folders(root)
@@ -220,33 +249,48 @@ def read_bookkeeping(root: str):
     return ray.data.read_datasource(source)
 
 
-def totals(root: str) -> dict[str, int]:
-    """Rows ok / failed and token sums over the whole output, computed by the workers."""
+def totals(root: str) -> dict[str, Any]:
+    """Rows ok / failed, failed rows by error code, and token sums over the whole output, computed
+    by the workers (one aggregation; the driver gets one row per error code)."""
     ds = read_bookkeeping(root)
-    zero = {"rows_ok": 0, "rows_failed": 0, "input_tokens": 0, "output_tokens": 0}
+    out: dict[str, Any] = {"rows_ok": 0, "rows_failed": 0, "input_tokens": 0, "output_tokens": 0, "failed_by_code": {}}
     if ds is None:
-        return zero
-    sums = ds.map_batches(_sum_block, batch_format="pyarrow").sum(["ok", "failed", "tokens_in", "tokens_out"])
-    if not sums:
-        return zero
-    return {
-        "rows_ok": int(sums.get("sum(ok)") or 0),
-        "rows_failed": int(sums.get("sum(failed)") or 0),
-        "input_tokens": int(sums.get("sum(tokens_in)") or 0),
-        "output_tokens": int(sums.get("sum(tokens_out)") or 0),
-    }
+        return out
+    groups = (
+        ds.map_batches(_sum_block, batch_format="pyarrow")
+        .groupby("code")
+        .sum(["ok", "failed", "tokens_in", "tokens_out"])
+        .take_all()
+    )
+    for g in groups:
+        failed = int(g.get("sum(failed)") or 0)
+        out["rows_ok"] += int(g.get("sum(ok)") or 0)
+        out["rows_failed"] += failed
+        out["input_tokens"] += int(g.get("sum(tokens_in)") or 0)
+        out["output_tokens"] += int(g.get("sum(tokens_out)") or 0)
+        if failed:
+            out["failed_by_code"][g["code"]] = failed
+    out["failed_by_code"] = dict(sorted(out["failed_by_code"].items(), key=lambda kv: -kv[1]))
+    return out
 
 
 def _sum_block(table: pa.Table) -> pa.Table:
+    """One row per error code in the block ("" for rows that succeeded) with its counts and tokens."""
     import pyarrow.compute as pc
 
     ok = table.column("_ok")
-    n_ok = pc.sum(pc.cast(ok, pa.int64())).as_py() or 0
-    return pa.table(
-        {
-            "ok": [n_ok],
-            "failed": [table.num_rows - n_ok],
-            "tokens_in": [pc.sum(table.column(TOKENS_IN)).as_py() or 0],
-            "tokens_out": [pc.sum(table.column(TOKENS_OUT)).as_py() or 0],
-        }
+    codes = pc.if_else(ok, "", pc.fill_null(table.column(ERROR_CODE), "error"))
+    grouped = (
+        pa.table(
+            {
+                "code": codes,
+                "ok": pc.cast(ok, pa.int64()),
+                "failed": pc.cast(pc.invert(ok), pa.int64()),
+                "tokens_in": table.column(TOKENS_IN),
+                "tokens_out": table.column(TOKENS_OUT),
+            }
+        )
+        .group_by("code")
+        .aggregate([("ok", "sum"), ("failed", "sum"), ("tokens_in", "sum"), ("tokens_out", "sum")])
     )
+    return grouped.rename_columns([c.removesuffix("_sum") for c in grouped.column_names])

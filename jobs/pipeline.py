@@ -77,6 +77,10 @@ def _prepare_output(spec: JobSpec) -> bool:
     io.write_text(
         out, SPEC_FILE, json.dumps({"fingerprint": fingerprint, "spec": spec.model_dump(mode="json")}, indent=2)
     )
+    if has_parts and spec.resume.rerun_failed and parts.drop_errors(out):
+        # Their rows are unfinished again: the ledger below leaves them to this run.
+        logger.info("resume.rerun_failed: the rows in %s run again", io.join(out, io.ERRORS_DIR))
+        has_parts = bool(parts.part_folders(out))
     return has_parts
 
 
@@ -219,6 +223,8 @@ def _plan(spec: JobSpec, workload: Workload, data: Any, ctx: StageContext, model
         Parse(ctx), batch_format="pyarrow", batch_size=batch_size, num_cpus=stage_cpus, zero_copy_batch=True
     )
     processor = build_processor(spec, model_source, device, finish=Finish(ctx))
+    if spec.engine.kind == "http":
+        return processor(ds)  # the HTTP stage shapes every row itself, failures included
     # batch_size=None: each block as it comes. Ray Data's default (1024 rows) would hold results
     # back until that many had gathered, so a killed job would lose them.
     return processor(ds).map_batches(

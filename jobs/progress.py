@@ -34,13 +34,25 @@ class _Counts:
         self.first_result: float | None = None
         self.last_result: float | None = None
         self.first_request: float | None = None
+        self.retried = 0
+        self.reasons: dict[str, list] = {}  # error code -> [rows, first message]
         self._metrics: Any = None
 
     def add(
-        self, ok: int = 0, failed: int = 0, tokens_in: int = 0, tokens_out: int = 0, first_request: float | None = None
+        self,
+        ok: int = 0,
+        failed: int = 0,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        first_request: float | None = None,
+        retried: int = 0,
+        reasons: dict[str, list] | None = None,
     ) -> None:
         if first_request is not None:
             self.first_request = min(first_request, self.first_request or first_request)
+        self.retried += retried
+        for code, (n, message) in (reasons or {}).items():
+            self.reasons.setdefault(code, [0, message])[0] += n
         self.ok += ok
         self.failed += failed
         self.tokens_in += tokens_in
@@ -60,6 +72,12 @@ class _Counts:
             "first_result_at": self.first_result,
             "last_result_at": self.last_result,
             "first_request_at": self.first_request,
+            "rows_retried": self.retried,
+            # The most frequent first: {code: {"rows": n, "example": first message}}.
+            "failures": {
+                code: {"rows": n, "example": message}
+                for code, (n, message) in sorted(self.reasons.items(), key=lambda kv: -kv[1][0])
+            },
         }
 
     def _export(self, ok: int, failed: int, tokens_in: int, tokens_out: int) -> None:

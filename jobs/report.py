@@ -40,6 +40,7 @@ class Summary:
     rows_total: int
     rows_ok: int
     rows_failed: int
+    rows_failed_by_code: dict[str, int]
     input_tokens: int
     output_tokens: int
     run: dict[str, Any]
@@ -79,7 +80,8 @@ def finalize(
     paths = workload.finalize_output(out)
     failure = None if cancelled else check_outcome(totals["rows_ok"], totals["rows_failed"], spec.errors)
     if failure:
-        failure = f"{failure}; see {io.join(out, io.ERRORS_DIR)}"
+        cause = _main_cause(this_run.get("failures") or {})
+        failure = f"{failure}{'; ' + cause if cause else ''}; see {io.join(out, io.ERRORS_DIR)}"
     status = "cancelled" if cancelled else ("failed" if failure else "succeeded")
 
     finished = time.time()
@@ -110,6 +112,9 @@ def finalize(
         "output_tokens_per_s_generating": round(tokens_out / generating, 2) if generating else None,
         "gpus": gpus,
         "gpu_seconds": round(gpus * wall, 1),
+        # Rows whose request needed at least one retry (http engine), and this run's failures by code.
+        "rows_retried": int(this_run.get("rows_retried", 0)),
+        "failures": this_run.get("failures") or {},
     }
     accelerator = spec.engine.accelerator_type
     if accelerator and gpus:
@@ -131,6 +136,7 @@ def finalize(
         rows_total=totals["rows_ok"] + totals["rows_failed"],
         rows_ok=totals["rows_ok"],
         rows_failed=totals["rows_failed"],
+        rows_failed_by_code=totals["failed_by_code"],
         input_tokens=totals["input_tokens"],
         output_tokens=totals["output_tokens"],
         run=run,
@@ -155,6 +161,18 @@ def finalize(
         failed,
     )
     return summary
+
+
+def _main_cause(failures: dict[str, dict[str, Any]]) -> str:
+    """The most frequent failure of this run, in one line: its code, its count and its first message
+    (for an endpoint that is down: the URL and the connection error)."""
+    if not failures:
+        return ""
+    code, top = max(failures.items(), key=lambda kv: kv[1].get("rows", 0))
+    example = " ".join(str(top.get("example") or "").split())
+    if len(example) > 300:
+        example = example[:297] + "..."
+    return f"{top.get('rows', 0)} {code}: {example}" if example else f"{top.get('rows', 0)} {code}"
 
 
 def _remove(root: str, name: str) -> None:

@@ -44,7 +44,21 @@ class HttpEngine(StrictModel):
         default=None, description="Model name to request; defaults to model.served_name or model.source."
     )
     qps: int | None = Field(default=None, ge=1, description="Requests per second cap per worker; none for no cap.")
-    max_retries: int = Field(default=3, ge=0, description="Retries of a failed request.")
+    max_retries: int = Field(
+        default=8,
+        ge=0,
+        description="Retries of a request that failed in a way worth retrying (connection error, timeout, 408, "
+        "409, 429, 5xx), with exponential backoff; then the row goes to the errors output. Other 4xx answers "
+        "are not retried. The defaults wait about two minutes in all: long enough for a server to restart.",
+    )
+    retry_backoff_s: float = Field(
+        default=1.0, gt=0, description="Wait before the first retry, in seconds; doubled on each retry after it."
+    )
+    retry_backoff_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait between two retries, in seconds (a 429's Retry-After may ask more).",
+    )
     timeout_s: float = Field(default=600, gt=0, description="Timeout of one request, in seconds.")
 
 
@@ -213,6 +227,13 @@ class ResumePolicy(StrictModel):
     mode: Literal["resume", "overwrite", "fail"] = Field(
         default="resume",
         description="resume skips rows already written; overwrite deletes earlier results; fail refuses to run.",
+    )
+    rerun_failed: bool = Field(
+        default=True,
+        description="On resume, rows in the errors output run again (how failed rows are retried, e.g. once an "
+        "endpoint that was down is back): the earlier error records are removed when the rerun starts, and "
+        "each of those rows is written again, as a result or an error. false keeps them and runs only the "
+        "rows no run finished.",
     )
 
 

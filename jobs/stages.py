@@ -62,7 +62,7 @@ class StageContext:
     def workload(self) -> Workload:
         return _workload(self.spec_json)
 
-    def report(self, **counts: int) -> None:
+    def report(self, **counts: Any) -> None:
         if self.progress:
             from jobs.progress import add
 
@@ -83,7 +83,8 @@ def _bookkeeping(rid: str, file: str, line: int) -> dict[str, Any]:
 
 
 def error_record(workload: Workload, row: dict[str, Any] | None, code: str, message: str, where: dict) -> str:
-    return json.dumps({**workload.format_error(row, code, message), **where}, ensure_ascii=False, default=str)
+    record = {**workload.format_error(row, code, message), **where, parts.ERROR_CODE: code}
+    return json.dumps(record, ensure_ascii=False, default=str)
 
 
 class Parse:
@@ -107,6 +108,7 @@ class Parse:
         id_column = spec.input.id_column
         good: list[dict[str, Any]] = []
         errors: list[str] = []
+        reasons: dict[str, list] = {}  # code -> [rows, first message]
         for i in np.flatnonzero(keep):
             file, line, raw = files[i], int(lines[i]), raws[i]
             where = _bookkeeping(parts.row_id(file, line), file, line)
@@ -131,13 +133,14 @@ class Parse:
                 sampling = {**defaults, **workload.sampling_overrides(row)}
             except RowError as e:
                 errors.append(error_record(workload, row, e.code, str(e), where))
+                reasons.setdefault(e.code, [0, str(e)])[0] += 1
                 continue
             good.append({**where, INPUT: raw, "messages": messages, "sampling": sampling})
         if errors:
             first = json.loads(errors[0])
             name = f"part-{ctx.run}-p{ledger.file_key(first[FILE])[:10]}-{first[LINE]}"
             parts.write_part(ctx.root, io.ERRORS_DIR, name, "jsonl", errors)
-            ctx.report(failed=len(errors))
+            ctx.report(failed=len(errors), reasons=reasons)
             if spec.errors.on_row_error == "fail":
                 raise RowFailed(f"row {first[parts.ROW_ID]} failed: {first.get('error') or first}")
         fill_sampling([g["sampling"] for g in good])
@@ -199,13 +202,29 @@ def _defaults_for(keys: frozenset[str]) -> dict[str, Any]:
     return fill
 
 
+# What the sink takes: the record, its error (null if ok), and what the report counts.
+SINK_SCHEMA = pa.schema(
+    [
+        (parts.RECORD, pa.string()),
+        (parts.ERROR, pa.string()),
+        (parts.ERROR_CODE, pa.string()),
+        (parts.TOKENS_IN, pa.int64()),
+        (parts.TOKENS_OUT, pa.int64()),
+        (parts.REQUEST_START, pa.float64()),
+        (parts.RETRIES, pa.int64()),
+    ]
+)
+
+
 class Finish:
     """The processor's postprocess: one engine result (or error) in, one output record out."""
 
     def __init__(self, ctx: StageContext):
         self.ctx = ctx
 
-    def __call__(self, row: dict[str, Any], result: dict[str, Any], error: str | None) -> dict[str, Any]:
+    def __call__(
+        self, row: dict[str, Any], result: dict[str, Any], error: str | None, code: str = "inference_error"
+    ) -> dict[str, Any]:
         workload = self.ctx.workload()
         where = _bookkeeping(row[parts.ROW_ID], row[FILE], int(row[LINE]))
         source = json.loads(row[INPUT])
@@ -213,8 +232,9 @@ class Finish:
             if workload.spec.errors.on_row_error == "fail":
                 raise RowFailed(f"row {where[parts.ROW_ID]} failed: {error}")
             return {
-                parts.RECORD: error_record(workload, source, "inference_error", error, where),
+                parts.RECORD: error_record(workload, source, code, error, where),
                 parts.ERROR: error,
+                parts.ERROR_CODE: code,
                 parts.TOKENS_IN: 0,
                 parts.TOKENS_OUT: 0,
                 parts.REQUEST_START: None,
@@ -231,6 +251,7 @@ class Finish:
         return {
             parts.RECORD: json.dumps(record, ensure_ascii=False, default=str),
             parts.ERROR: None,
+            parts.ERROR_CODE: None,
             parts.TOKENS_IN: result["num_input_tokens"],
             parts.TOKENS_OUT: result["num_generated_tokens"],
             parts.REQUEST_START: time.time() - float(took) if took is not None and float(took) >= 0 else None,
@@ -241,7 +262,7 @@ class FinishErrors:
     """``map_batches`` after the processor: shape the engine's error rows, which Ray Data LLM
     hands on as they were (it skips the postprocess for them), and keep only the sink's columns."""
 
-    COLUMNS = (parts.RECORD, parts.ERROR, parts.TOKENS_IN, parts.TOKENS_OUT, parts.REQUEST_START)
+    COLUMNS = tuple(SINK_SCHEMA.names)
 
     def __init__(self, ctx: StageContext):
         self.finish = Finish(ctx)
@@ -260,15 +281,4 @@ class FinishErrors:
                 out.append(self.finish(row, {}, str(error)))
             else:
                 out.append({c: row.get(c) for c in self.COLUMNS})
-        return pa.Table.from_pylist(out, schema=_SINK_SCHEMA)
-
-
-_SINK_SCHEMA = pa.schema(
-    [
-        (parts.RECORD, pa.string()),
-        (parts.ERROR, pa.string()),
-        (parts.TOKENS_IN, pa.int64()),
-        (parts.TOKENS_OUT, pa.int64()),
-        (parts.REQUEST_START, pa.float64()),
-    ]
-)
+        return pa.Table.from_pylist(out, schema=SINK_SCHEMA)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,38 +58,101 @@ def model_dir() -> str:
     return resolve(DEFAULT_MODEL)
 
 
+class Job:
+    """``python -m jobs run -c CONFIG`` in its own process group (so a test can kill it with its
+    children); its stderr goes to a file beside the config (a pipe nobody reads would fill and stall it)."""
+
+    def __init__(self, config: Path, env: dict):
+        import tempfile
+
+        fd, name = tempfile.mkstemp(dir=config.parent, prefix=f"{config.stem}-", suffix=".stderr")
+        self.stderr = Path(name)
+        with os.fdopen(fd, "w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "jobs", "run", "-c", str(config)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float = 900) -> tuple[int, str]:
+        """(exit code, stderr) once it ends."""
+        return self.proc.wait(timeout), self.stderr.read_text()
+
+    def kill(self) -> None:
+        if self.running():
+            os.killpg(self.proc.pid, 9)
+        self.proc.wait()
+
+
+def wait_for_part(out: Path | str, job: Job, timeout: float = 900) -> None:
+    """Until the running job has published its first results part."""
+    from jobs import io
+
+    deadline = time.monotonic() + timeout
+    while not io.list_parts(str(out), io.DATA_DIR):
+        if not job.running():
+            rc, err = job.wait()
+            pytest.fail(f"the job ended (exit {rc}) before its first part:\n{err[-3000:]}")
+        assert time.monotonic() < deadline, "no output part appeared"
+        time.sleep(0.5)
+
+
+class VllmServer:
+    """A real OpenAI-compatible vLLM server (CPU) on 127.0.0.1, which a test may stop and start again
+    on the same port (an endpoint that restarts under a running job)."""
+
+    def __init__(self, model_dir: str, log: Path, port: int | None = None):
+        self.model_dir, self.log, self.port = model_dir, log, port or free_port()
+        self.root = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.root}/v1"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 600) -> VllmServer:
+        """Start it and wait until it is healthy (nothing to do while it runs)."""
+        import httpx
+
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+
+        cmd = vllm_server_cmd(
+            self.model_dir, "smollm2", self.port, "--enforce-eager", "--dtype", "float32", "--max-model-len", "2048"
+        )
+        with open(self.log, "a") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"vLLM server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.root}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        self.stop()
+        pytest.fail(f"vLLM server not healthy after {timeout_s:.0f} s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """Kill the server (SIGKILL: it goes away at once, as when its pod dies)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, 9)
+        self.proc.wait(30)
+
+
 # Module scope: the server goes away before the next module starts its own engines (Serve's, a
 # job's); four CPU vLLMs at once come close to the test machine's memory.
 @pytest.fixture(scope="module")
 def vllm_server(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real OpenAI-compatible vLLM server (CPU) on 127.0.0.1; yields its /v1 base URL."""
-    import httpx
-
-    port = free_port()
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    cmd = vllm_server_cmd(
-        model_dir, "smollm2", port, "--enforce-eager", "--dtype", "float32", "--max-model-len", "2048"
-    )
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    server = VllmServer(model_dir, tmp_path_factory.mktemp("vllm-server") / "server.log").start()
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(2)
-        else:
-            pytest.fail(f"vLLM server not healthy after 600 s:\n{log.read_text()[-3000:]}")
-        yield f"{base}/v1"
+        yield server.url
     finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+        server.stop()

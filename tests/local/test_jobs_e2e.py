@@ -9,8 +9,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -24,11 +22,7 @@ from jobs import io
 from jobs.pipeline import JobFailed
 from jobs.spec import JobSpec
 from jobs.workloads.sentiment import LABELS
-
-try:
-    from tests.local.jobs_fixtures import ROOT, model_dir, ray_local, read_parts, vllm_server  # noqa: F401 (fixtures)
-except ImportError:
-    from jobs_fixtures import ROOT, model_dir, ray_local, read_parts, vllm_server  # noqa: F401 (fixtures)
+from tests.local.jobs_fixtures import ROOT, Job, read_parts, wait_for_part
 
 pytestmark = [pytest.mark.local, pytest.mark.usefixtures("ray_local")]
 
@@ -178,25 +172,6 @@ def test_openai_batch_round_trip(tmp_path):
         assert set(e) == {"id", "custom_id", "response", "error"} and e["response"] is None
 
 
-def _start_job(config: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "jobs", "run", "-c", str(config)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _wait_for_parts(out: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    while not io.list_parts(str(out), io.DATA_DIR):
-        assert proc.poll() is None, "the job ended before it could be killed"
-        assert time.monotonic() < deadline, "no output part appeared"
-        time.sleep(0.5)
-
-
 def test_resume_over_files_and_folders_after_a_real_kill(tmp_path, ray_local):
     # 120 prompts spread over two folders and three files: the rerun gives each row exactly once.
     prompts = [f"Write one sentence about the number {i}." for i in range(120)]
@@ -214,12 +189,11 @@ def test_resume_over_files_and_folders_after_a_real_kill(tmp_path, ray_local):
         "engine: {batch_size: 4, max_concurrent_batches: 2}\nsampling: {max_tokens: 24}\n"
     )
     env = {**os.environ, "RAY_ADDRESS": ray_local, "PYTHONPATH": str(ROOT)}
-    proc = _start_job(config, env)
+    job = Job(config, env)
     try:
-        _wait_for_parts(out, proc)
+        wait_for_part(out, job)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        job.kill()
     first = {r["_row_id"] for r in read_parts(out, io.DATA_DIR)}
     assert 0 < len(first) < len(prompts), "the kill must land mid-run"
     assert not (out / "_SUCCESS").exists()
@@ -324,12 +298,15 @@ def test_http_engine_against_a_real_vllm_server(tmp_path, vllm_server):
     rows, errors = _results(out)
     assert not errors and {r["label"] for r in rows} <= set(LABELS) and len(rows) == 8
 
-    # A bad request (prompt over the server's context) is an error row, not a dead job; a job
-    # whose every row failed is a failed job (no _SUCCESS).
+    # A bad request (prompt over the server's context) is an error row, not a dead job, and is not
+    # retried; a job whose every row failed is a failed job (no _SUCCESS), and says why.
     out = tmp_path / "bad"
-    with pytest.raises(JobFailed, match="all 1 rows failed"):
+    with pytest.raises(JobFailed, match="all 1 rows failed; 1 http_400: HTTP 400 from http"):
         jobs.run(_spec(out, "chat", engine=_http(vllm_server), sampling={"max_tokens": 4000}), data=["Hello!"])
     rows, errors = _results(out)
-    assert not rows and len(errors) == 1 and "HTTP endpoint error" in errors[0]["error"]
+    assert not rows and len(errors) == 1 and errors[0]["error_code"] == "http_400", errors
+    assert errors[0]["error"].startswith("HTTP 400 from ") and "retries" not in errors[0]["error"]
     assert not (out / "_SUCCESS").exists()
-    assert json.loads((out / "summary.json").read_text())["status"] == "failed"
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["status"] == "failed" and saved["rows_failed_by_code"] == {"http_400": 1}
+    assert saved["run"]["rows_retried"] == 0

@@ -6,35 +6,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 import jobs
 from jobs import io
 from jobs.spec import JobSpec
-
-try:
-    from tests.local.jobs_fixtures import ROOT, model_dir, ray_local, read_parts, vllm_server  # noqa: F401 (fixtures)
-except ImportError:
-    from jobs_fixtures import ROOT, model_dir, ray_local, read_parts, vllm_server  # noqa: F401 (fixtures)
+from tests.local.jobs_fixtures import ROOT, Job, read_parts, wait_for_part
 
 pytestmark = [pytest.mark.local, pytest.mark.usefixtures("ray_local")]
-
-
-def _run_cli(config: Path, env: dict, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "jobs", "run", "-c", str(config)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        **kwargs,
-    )
 
 
 def test_a_job_reads_and_writes_s3_and_resumes_there(s3, vllm_server):
@@ -58,10 +39,11 @@ def test_a_job_reads_and_writes_s3_and_resumes_there(s3, vllm_server):
     assert {r["_row_id"] for r in rows} == {f"{s3[5:]}/in/rows.jsonl:0", f"{s3[5:]}/in/rows.jsonl:2"}
     assert errors[0]["error_code"] == "invalid_json"
     assert io.read_text(out, "_SUCCESS") == "" and io.read_text(out, "_LEASE") is None
-    # The rerun finds everything finished in the ledger the workers build on S3.
+    # The rerun finds the results in the ledger the workers build on S3; the failed row runs again.
     again = jobs.run(spec)
-    assert again.run["rows_skipped_resumed"] == 3 and again.run["rows_ok"] == 0
+    assert again.run["rows_skipped_resumed"] == 2 and (again.run["rows_ok"], again.run["rows_failed"]) == (0, 1)
     assert len(read_parts(out, io.DATA_DIR)) == 2 and len(read_parts(out, io.ERRORS_DIR)) == 1
+    assert again.rows_failed_by_code == {"invalid_json": 1}
 
 
 def test_a_second_run_on_the_same_output_is_refused_and_a_dead_ones_lease_is_taken_over(
@@ -77,20 +59,18 @@ def test_a_second_run_on_the_same_output_is_refused_and_a_dead_ones_lease_is_tak
         "sampling: {max_tokens: 16}\n"
     )
     env = {**os.environ, "RAY_ADDRESS": ray_local, "PYTHONPATH": str(ROOT)}
-    first = _run_cli(config, env)
+    first = Job(config, env)
     try:
         deadline = time.monotonic() + 300
         while not (out / "_LEASE").exists():
-            assert first.poll() is None and time.monotonic() < deadline
+            assert first.running() and time.monotonic() < deadline
             time.sleep(0.2)
-        second = _run_cli(config, env)
-        _, err = second.communicate(timeout=300)
-        assert second.returncode == 2
+        rc, err = Job(config, env).wait(300)
+        assert rc == 2
         assert err.strip().count("\n") == 0 and "Traceback" not in err, err
         assert "output is in use by job 'lease'" in err, err
     finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
+        first.kill()
     # The killed run's heartbeat stops; once its TTL has passed, a new run takes over and finishes.
     time.sleep(5)
     summary = jobs.run(JobSpec.from_yaml(config))
@@ -116,23 +96,18 @@ def test_a_dying_engine_does_not_kill_the_job(tmp_path, ray_local):
     )
     env = {**os.environ, "RAY_ADDRESS": ray_local, "PYTHONPATH": str(ROOT)}
     before = set(_engine_cores())
-    job = _run_cli(config, env)
+    job = Job(config, env)
     killed = []
     try:
-        deadline = time.monotonic() + 900
-        while not io.list_parts(str(out), io.DATA_DIR):
-            assert job.poll() is None, job.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "no output part appeared"
-            time.sleep(0.5)
+        wait_for_part(out, job)
         for pid in set(_engine_cores()) - before:
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
         assert killed, "no engine process of this job was found"
-        _, err = job.communicate(timeout=900)
+        rc, err = job.wait()
     finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
-    assert job.returncode == 0, err[-3000:]
+        job.kill()
+    assert rc == 0, err[-3000:]
     rows = read_parts(out, io.DATA_DIR)
     assert sorted(r["_row_id"] for r in rows) == sorted(f"{src}:{i}" for i in range(len(prompts)))
     assert not read_parts(out, io.ERRORS_DIR)

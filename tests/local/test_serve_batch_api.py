@@ -13,10 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
-try:
-    from tests.local.serve_fixtures import LocalServe, local_serve  # noqa: F401 (fixture)
-except ImportError:  # tests/ is not a package: pytest puts tests/local on sys.path
-    from serve_fixtures import LocalServe, local_serve  # noqa: F401 (fixture)
+from tests.local.serve_fixtures import LocalServe
 
 pytestmark = pytest.mark.local
 
@@ -64,18 +61,18 @@ def wait_for(client: openai.OpenAI, batch_id: str, until, timeout: float = BATCH
 
 
 @pytest.fixture(scope="module")
-def client(local_serve: LocalServe) -> openai.OpenAI:  # noqa: F811
+def client(local_serve: LocalServe) -> openai.OpenAI:
     LOG_ROOT[:] = [local_serve.batches_root]
     return openai.OpenAI(base_url=local_serve.base_url, api_key=local_serve.api_key, timeout=120, max_retries=2)
 
 
 @pytest.fixture(scope="module")
-def other(local_serve: LocalServe) -> openai.OpenAI:  # noqa: F811
+def other(local_serve: LocalServe) -> openai.OpenAI:
     return openai.OpenAI(base_url=local_serve.base_url, api_key=local_serve.file_key, timeout=120, max_retries=2)
 
 
 @pytest.fixture(scope="module")
-def round_trip(client: openai.OpenAI, local_serve: LocalServe):  # noqa: F811
+def round_trip(client: openai.OpenAI, local_serve: LocalServe):
     """One batch: the sample requests plus two that the job rejects (they go to the error file)."""
     rows = requests_for(local_serve.models[0])
     bad_body = {**rows[1], "custom_id": "bad-messages", "body": {**rows[1]["body"], "messages": "not a list"}}
@@ -129,7 +126,7 @@ def test_invalid_lines_go_to_the_error_file(client: openai.OpenAI, round_trip) -
         assert e["error"]["code"] and e["error"]["message"]
 
 
-def test_an_invalid_file_fails_with_errors(client: openai.OpenAI, local_serve: LocalServe) -> None:  # noqa: F811
+def test_an_invalid_file_fails_with_errors(client: openai.OpenAI, local_serve: LocalServe) -> None:
     rows = requests_for(local_serve.models[0])
     other_model = {**rows[0], "custom_id": "x", "body": {**rows[0]["body"], "model": "not-served"}}
     content = b"\n".join([json.dumps(rows[0]).encode(), b"this is not json", json.dumps(rows[0]).encode()])
@@ -207,7 +204,7 @@ def _slow_batch(client: openai.OpenAI, model: str, n: int, tokens: int) -> str:
     return client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h").id
 
 
-def test_cancel_during_the_run_keeps_partial_output(client: openai.OpenAI, local_serve: LocalServe) -> None:  # noqa: F811
+def test_cancel_during_the_run_keeps_partial_output(client: openai.OpenAI, local_serve: LocalServe) -> None:
     n = 48
     batch_id = _slow_batch(client, local_serve.models[0], n, 96)
     b = wait_for(client, batch_id, lambda b: b.status == "in_progress" and b.request_counts.completed >= 1)
@@ -221,7 +218,7 @@ def test_cancel_during_the_run_keeps_partial_output(client: openai.OpenAI, local
     assert all(o["response"]["status_code"] == 200 for o in out)
 
 
-def test_the_batch_survives_a_restart_of_the_service(client: openai.OpenAI, local_serve: LocalServe) -> None:  # noqa: F811
+def test_the_batch_survives_a_restart_of_the_service(client: openai.OpenAI, local_serve: LocalServe) -> None:
     import ray
 
     batch_id = _slow_batch(client, local_serve.models[0], 6, 48)

@@ -9,10 +9,7 @@ import httpx
 import openai
 import pytest
 
-try:
-    from tests.local.serve_fixtures import LocalServe, local_serve  # noqa: F401 (fixture)
-except ImportError:  # tests/ is not a package: pytest puts tests/local on sys.path
-    from serve_fixtures import LocalServe, local_serve  # noqa: F401 (fixture)
+from tests.local.serve_fixtures import LocalServe
 
 pytestmark = pytest.mark.local
 
@@ -21,12 +18,12 @@ CHAT = [{"role": "user", "content": "Hello!"}]
 
 
 @pytest.fixture(scope="module")
-def client(local_serve: LocalServe) -> openai.OpenAI:  # noqa: F811
+def client(local_serve: LocalServe) -> openai.OpenAI:
     return openai.OpenAI(base_url=local_serve.base_url, api_key=local_serve.api_key, timeout=TIMEOUT, max_retries=0)
 
 
 @pytest.fixture(scope="module")
-def http(local_serve: LocalServe) -> httpx.Client:  # noqa: F811
+def http(local_serve: LocalServe) -> httpx.Client:
     with httpx.Client(
         base_url=local_serve.root_url,
         headers={"Authorization": f"Bearer {local_serve.api_key}"},
@@ -38,13 +35,13 @@ def http(local_serve: LocalServe) -> httpx.Client:  # noqa: F811
 # --- discovery and health -------------------------------------------------------------
 
 
-def test_models_lists_the_catalog(client: openai.OpenAI, local_serve: LocalServe) -> None:  # noqa: F811
+def test_models_lists_the_catalog(client: openai.OpenAI, local_serve: LocalServe) -> None:
     ids = sorted(m.id for m in client.models.list().data)
     assert ids == sorted(local_serve.models)
 
 
 @pytest.mark.parametrize("path", ["/health", "/-/healthz"])
-def test_health_is_open_without_a_key(local_serve: LocalServe, path: str) -> None:  # noqa: F811
+def test_health_is_open_without_a_key(local_serve: LocalServe, path: str) -> None:
     r = httpx.get(local_serve.root_url + path, timeout=30)
     assert r.status_code == 200, r.text
 
@@ -52,7 +49,7 @@ def test_health_is_open_without_a_key(local_serve: LocalServe, path: str) -> Non
 # --- auth ------------------------------------------------------------------------------
 
 
-def test_no_key_gets_401(local_serve: LocalServe) -> None:  # noqa: F811
+def test_no_key_gets_401(local_serve: LocalServe) -> None:
     r = httpx.get(local_serve.base_url + "/models", timeout=30)
     assert r.status_code == 401
     body = r.json()
@@ -62,7 +59,7 @@ def test_no_key_gets_401(local_serve: LocalServe) -> None:  # noqa: F811
     assert r.status_code == 401
 
 
-def test_wrong_key_gets_401(local_serve: LocalServe) -> None:  # noqa: F811
+def test_wrong_key_gets_401(local_serve: LocalServe) -> None:
     bad = openai.OpenAI(base_url=local_serve.base_url, api_key="wrong-key", timeout=60, max_retries=0)
     with pytest.raises(openai.AuthenticationError) as e:
         bad.chat.completions.create(model=local_serve.models[0], messages=CHAT, max_tokens=4)
@@ -72,7 +69,7 @@ def test_wrong_key_gets_401(local_serve: LocalServe) -> None:  # noqa: F811
 
 
 @pytest.mark.parametrize("which", ["env", "file"])
-def test_right_key_gets_200(local_serve: LocalServe, which: str) -> None:  # noqa: F811
+def test_right_key_gets_200(local_serve: LocalServe, which: str) -> None:
     key = local_serve.api_key if which == "env" else local_serve.file_key
     r = httpx.get(local_serve.base_url + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert r.status_code == 200, r.text
@@ -81,7 +78,7 @@ def test_right_key_gets_200(local_serve: LocalServe, which: str) -> None:  # noq
 # --- chat and completions ----------------------------------------------------------------
 
 
-def test_chat_answers_the_seed_question(client: openai.OpenAI, local_serve: LocalServe) -> None:  # noqa: F811
+def test_chat_answers_the_seed_question(client: openai.OpenAI, local_serve: LocalServe) -> None:
     r = client.chat.completions.create(
         model=local_serve.models[0],
         messages=[{"role": "user", "content": "What is the capital of France?"}],
@@ -93,7 +90,7 @@ def test_chat_answers_the_seed_question(client: openai.OpenAI, local_serve: Loca
     assert r.usage.completion_tokens > 0
 
 
-def test_chat_stream_equals_non_stream(client: openai.OpenAI, local_serve: LocalServe) -> None:  # noqa: F811
+def test_chat_stream_equals_non_stream(client: openai.OpenAI, local_serve: LocalServe) -> None:
     kw = dict(model=local_serve.models[0], messages=CHAT, temperature=0, max_tokens=32)
     full = client.chat.completions.create(**kw).choices[0].message.content
     chunks = list(client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw))
@@ -107,7 +104,7 @@ def test_chat_stream_equals_non_stream(client: openai.OpenAI, local_serve: Local
     assert all(c.usage is None for c in chunks[:-1])
 
 
-def test_completions_stream_equals_non_stream(client: openai.OpenAI, local_serve: LocalServe) -> None:  # noqa: F811
+def test_completions_stream_equals_non_stream(client: openai.OpenAI, local_serve: LocalServe) -> None:
     kw = dict(model=local_serve.models[1], prompt="The capital of France is", temperature=0, max_tokens=16)
     full = client.completions.create(**kw)
     assert full.choices[0].finish_reason in ("stop", "length")
@@ -119,14 +116,14 @@ def test_completions_stream_equals_non_stream(client: openai.OpenAI, local_serve
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 
-def test_both_catalog_models_answer(client: openai.OpenAI, local_serve: LocalServe) -> None:  # noqa: F811
+def test_both_catalog_models_answer(client: openai.OpenAI, local_serve: LocalServe) -> None:
     for model in local_serve.models:
         r = client.chat.completions.create(model=model, messages=CHAT, max_tokens=8, temperature=0)
         assert r.model == model
         assert r.choices[0].message.content
 
 
-def test_32_concurrent_requests_succeed(local_serve: LocalServe) -> None:  # noqa: F811
+def test_32_concurrent_requests_succeed(local_serve: LocalServe) -> None:
     async def one(aclient: openai.AsyncOpenAI, i: int) -> str:
         kw = dict(
             model=local_serve.models[i % 2],
@@ -165,7 +162,7 @@ def test_unknown_model_is_404(client: openai.OpenAI, stream: bool) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_negative_max_tokens_is_400(client: openai.OpenAI, local_serve: LocalServe, stream: bool) -> None:  # noqa: F811
+def test_negative_max_tokens_is_400(client: openai.OpenAI, local_serve: LocalServe, stream: bool) -> None:
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model=local_serve.models[0], messages=CHAT, max_tokens=-1, stream=stream)
     assert "max_tokens" in e.value.body["message"]
@@ -174,7 +171,7 @@ def test_negative_max_tokens_is_400(client: openai.OpenAI, local_serve: LocalSer
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_context_too_long_is_400(client: openai.OpenAI, local_serve: LocalServe, stream: bool) -> None:  # noqa: F811
+def test_context_too_long_is_400(client: openai.OpenAI, local_serve: LocalServe, stream: bool) -> None:
     long = "hello " * 5000  # over the CPU default max_model_len of 2048 tokens
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(
@@ -185,7 +182,7 @@ def test_context_too_long_is_400(client: openai.OpenAI, local_serve: LocalServe,
         client.completions.create(model=local_serve.models[1], prompt=long, max_tokens=8, stream=stream)
 
 
-def test_missing_messages_is_400(client: openai.OpenAI, local_serve: LocalServe) -> None:  # noqa: F811
+def test_missing_messages_is_400(client: openai.OpenAI, local_serve: LocalServe) -> None:
     with pytest.raises(openai.BadRequestError) as e:
         client.post("/chat/completions", body={"model": local_serve.models[0]}, cast_to=httpx.Response, options={})
     assert e.value.body["param"] == "messages"
