@@ -148,8 +148,6 @@ def build_processor(spec: JobSpec, model_source: str, device: str, finish: Calla
     """The engine stage for this spec, a function from the parsed dataset to the results: Ray Data LLM's
     vLLM processor, or our own HTTP stage (``jobs.http_engine``). Rows in need ``_messages``/``_sampling``/
     ``_max_tokens``; ``finish(row, result, error)`` turns each engine result into the output row."""
-    from ray.data.llm import build_processor as ray_build_processor
-
     defaults = defaults_for(device)
     batch_size = batch_size_for(spec, device)
     max_concurrent_batches = spec.engine.max_concurrent_batches or defaults.max_concurrent_batches
@@ -160,6 +158,7 @@ def build_processor(spec: JobSpec, model_source: str, device: str, finish: Calla
     if spec.engine.kind == "http":
         return _http_stage(spec, batch_size, max_concurrent_batches, concurrency, defaults, finish)
 
+    from ray.data.llm import build_processor as ray_build_processor
     from ray.data.llm import vLLMEngineProcessorConfig
 
     light_stage = {"num_cpus": defaults.stage_num_cpus}

@@ -37,11 +37,12 @@ class Warmup:
     def start_imports(self, engine_kind: str) -> None:
         def imports() -> None:
             try:
+                if engine_kind != "vllm":
+                    return  # the http engine is ours (jobs.http_engine) and needs no Ray Data LLM
                 import ray.data.llm  # noqa: F401
 
-                if engine_kind == "vllm":
-                    # The module Ray Data LLM loads for the engine stage (and vLLM with it).
-                    import ray.llm._internal.batch.stages.vllm_engine_stage  # noqa: F401
+                # The module Ray Data LLM loads for the engine stage (and vLLM with it).
+                import ray.llm._internal.batch.stages.vllm_engine_stage  # noqa: F401
             except Exception as e:  # noqa: BLE001 - the real import reports it again, in order
                 logger.debug("background import failed: %r", e)
 
