@@ -82,4 +82,8 @@ test: model tools ## Run every test that can run here (unit, local Ray + vLLM on
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
 
+.PHONY: test-bench
+test-bench: venv ## Check the benchmark harness on CPU (its helpers, and a vLLM dry run); not part of `make test`.
+	$(VENV)/bin/pytest bench/tests $(PYTEST_ARGS)
+
 -include mk/*.mk

@@ -22,7 +22,7 @@ import sys
 import pytest
 import yaml
 
-from bench.common import free_port
+from tests.support import free_port
 
 pytestmark = [pytest.mark.charts, pytest.mark.local]
 

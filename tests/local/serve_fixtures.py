@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import free_port
+from tests.support import free_port
 
 MODEL_A = "smollm2-135m-instruct"
 MODEL_B = "smollm2-b"
