@@ -10,19 +10,19 @@ KUBERAY_CRDS := rayclusters rayjobs rayservices raycronjobs
 
 .PHONY: generate
 generate: venv tools ## Regenerate the chart's catalog copy, values.schema.json, README, Chart.lock and manifests/.
-	HELM=$(HELM) $(VPY) -m llmkit.chartgen generate
+	HELM=$(HELM) $(VPY) -m hack.chartgen generate
 
 .PHONY: chart-docs
 chart-docs: venv ## Regenerate the chart README from the `# --` comments of values.yaml.
-	$(VPY) -m llmkit.chartgen generate --no-manifests
+	$(VPY) -m hack.chartgen generate --no-manifests
 
 .PHONY: manifests
 manifests: venv tools ## Render manifests/ (seed RayJobs, RayServices, kind config) from the chart.
-	HELM=$(HELM) $(VPY) -m llmkit.chartgen manifests
+	HELM=$(HELM) $(VPY) -m hack.chartgen manifests
 
 .PHONY: chart-check
 chart-check: venv tools ## Fail if anything generated from the catalogs or the chart is out of date.
-	HELM=$(HELM) $(VPY) -m llmkit.chartgen check
+	HELM=$(HELM) $(VPY) -m hack.chartgen check
 
 .PHONY: chart-deps
 chart-deps: tools ## Fetch the kuberay-operator 1.7.0 chart per Chart.lock (needs its Helm repository).

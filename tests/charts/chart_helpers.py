@@ -11,12 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from llmkit import chartgen
+from hack.chartgen.paths import CHART, HELM, ROOT  # noqa: F401 (HELM: re-exported for the tests)
 
-ROOT = chartgen.ROOT
-CHART = chartgen.CHART
 BIN = ROOT / "bin"
-HELM = chartgen.HELM
 TOOLS = BIN / "tools-venv" / "bin"
 CRDS_DIR = Path(os.environ.get("KUBERAY_CRDS_DIR", ROOT.parent / "shared" / "kuberay-crds" / "v1.7.0"))
 if not CRDS_DIR.is_absolute():

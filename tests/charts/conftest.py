@@ -10,7 +10,7 @@ import pytest
 import yaml
 from chart_helpers import CHART, HELM, ROOT, SCENARIOS, TEST_IMAGE_REPOSITORY, Rendered, load_values, need_tool
 
-from llmkit import chartgen
+from hack.chartgen import helm as chartgen
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,7 @@ def test_unknown_accelerator_type_fails_the_template_without_schema(chart, rende
     # Defence in depth: the template itself names the known types, e.g. for a chart whose schema was dropped.
     import shutil
 
-    from llmkit import chartgen
+    from hack.chartgen import helm as chartgen
 
     copy = tmp_path / "kuberay-llm"
     shutil.copytree(chart, copy)

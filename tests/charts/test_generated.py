@@ -6,7 +6,9 @@ import pytest
 import yaml
 from chart_helpers import CHART, ROOT
 
-from llmkit import chartgen
+from hack.chartgen.chart_lock import lock_digest
+from hack.chartgen.generate import generated_files
+from hack.chartgen.values_docs import values_docs
 from llmkit.accelerators import load_catalog
 
 pytestmark = pytest.mark.charts
@@ -14,7 +16,7 @@ pytestmark = pytest.mark.charts
 
 @pytest.fixture(scope="module")
 def generated(helm):
-    return chartgen.generated_files(include_manifests=True)
+    return generated_files(include_manifests=True)
 
 
 def test_no_drift(generated):
@@ -33,7 +35,7 @@ def test_chart_catalog_is_the_llmkit_catalog():
 
 
 def test_every_value_is_documented():
-    docs, missing = chartgen.values_docs()
+    docs, missing = values_docs()
     assert not missing, f"values without a `# --` description: {missing}"
     assert len(docs) > 60
     assert all(d.description for d in docs)
@@ -41,7 +43,7 @@ def test_every_value_is_documented():
 
 def test_readme_lists_every_documented_value():
     text = (CHART / "README.md").read_text()
-    for d in chartgen.values_docs()[0]:
+    for d in values_docs()[0]:
         assert f"| {d.path} |" in text
 
 
@@ -60,7 +62,36 @@ def _objects(schema, path=""):
 
 
 # Objects that stay open on purpose: pass-through Kubernetes blocks and free-form maps of the catalogs.
-OPEN_ON_PURPOSE = chartgen.PASSTHROUGH | {
+OPEN_ON_PURPOSE = {
+    "commonLabels",
+    "kuberay-operator",
+    "head.resources",
+    "head.rayStartParams",
+    "head.nodeSelector",
+    "head.tolerations",
+    "autoscaler.resources",
+    "podSecurityContext",
+    "securityContext",
+    "extraEnv",
+    "extraVolumes",
+    "extraVolumeMounts",
+    "podAnnotations",
+    "podLabels",
+    "imagePullSecrets",
+    "cpuPool.nodeSelector",
+    "cpuPool.tolerations",
+    "accelerators.extraTolerations",
+    "networkPolicy.extraIngress",
+    "metrics.serviceMonitor.labels",
+    "metrics.podMonitor.labels",
+    "serving.service.annotations",
+    "serving.ingress.annotations",
+    "serving.ingress.tls",
+    "serving.httpRoute.parentRefs",
+    "serving.clusterUpgradeOptions",
+    "modelCache.accessModes",
+    "results.accessModes",
+    "batchApi.storage.pvc.accessModes",
     "global",
     "serving.catalog.models.*.engine_kwargs",
     "serving.catalog.models.*.runtime_env",
@@ -102,7 +133,7 @@ def test_chart_lock_digest_matches_helm():
     assert lock["dependencies"] == [
         {"name": "kuberay-operator", "repository": "https://ray-project.github.io/kuberay-helm/", "version": "1.7.0"}
     ]
-    assert lock["digest"] == chartgen.lock_digest(chart["dependencies"], lock["dependencies"])
+    assert lock["digest"] == lock_digest(chart["dependencies"], lock["dependencies"])
 
 
 def test_lock_digest_is_helms_hashreq():
@@ -115,7 +146,7 @@ def test_lock_digest_is_helms_hashreq():
         b'[[{"name":"a","version":"1.0.0","repository":"https://example.com/charts/"}],'
         b'[{"name":"a","version":"1.0.0","repository":"https://example.com/charts/"}]]'
     ).hexdigest()
-    assert chartgen.lock_digest([dep], [dep]) == "sha256:" + expected
+    assert lock_digest([dep], [dep]) == "sha256:" + expected
 
 
 def test_kind_config_labels_fake_pools():

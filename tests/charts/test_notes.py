@@ -10,7 +10,7 @@ import pytest
 import yaml
 from chart_helpers import CHART
 
-from llmkit import chartgen
+from hack.chartgen import helm as chartgen
 
 pytestmark = pytest.mark.charts
 

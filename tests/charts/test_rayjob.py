@@ -89,7 +89,7 @@ def test_job_worker_group_on_its_pool(scenarios, scenario, name):
 
 
 def test_seed_manifests_are_the_jobs_examples(manifests):
-    from llmkit.chartgen import ROOT, SEED_JOBS
+    from hack.chartgen.manifests import ROOT, SEED_JOBS
 
     for name, example in SEED_JOBS.items():
         r = manifests[f"rayjob-{name}.yaml"]
@@ -105,7 +105,7 @@ def test_seed_manifests_are_the_jobs_examples(manifests):
 
 def test_seed_jobs_run_a_model_a_gpu_pod_can_load(manifests):
     """The GPU image bakes no model: the seeds run the chart's default HF model, downloaded in the pod."""
-    from llmkit.chartgen import default_gpu_model
+    from hack.chartgen.manifests import default_gpu_model
 
     model = default_gpu_model()
     assert not model["source"].startswith("builtin:")

@@ -72,7 +72,7 @@ def test_tool_versions_are_pinned():
 def _render(name: str, job_spec: str | None = None) -> list[dict]:
     if not HELM.is_file():
         pytest.fail("bin/helm is missing: run `make tools`")
-    from llmkit.chartgen import offline_chart
+    from hack.chartgen.helm import offline_chart
 
     with offline_chart() as chart:
         args = ["-s", "batch-render", f"NAME={name}", f"CHART_DIR={chart}"]

@@ -402,7 +402,7 @@ def test_chart_points_at_these_images():
     assert image["repository"] == ""
     # make's default name is where the release workflow pushes (ghcr.io/<owner>/kuberay-llm), which the
     # rendered manifests name.
-    from llmkit.chartgen import RELEASE_IMAGE_REPOSITORY
+    from hack.chartgen.manifests import RELEASE_IMAGE_REPOSITORY
 
     assert repo == RELEASE_IMAGE_REPOSITORY
     assert image["tag"] in (f"{version}-gpu", f"{version}-cpu")

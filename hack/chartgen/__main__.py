@@ -1,0 +1,5 @@
+import sys
+
+from hack.chartgen.generate import main
+
+sys.exit(main())
