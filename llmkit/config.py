@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 class StrictModel(BaseModel):
     """Base for every config object: unknown keys are errors, assignments re-validate."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     @classmethod
     def from_dict(cls: type[M], data: dict[str, Any], *, source: str = "<dict>") -> M:
@@ -38,7 +38,7 @@ class StrictModel(BaseModel):
         return cls.from_dict(apply_overrides(data, overrides), source=str(path))
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True, by_alias=True), sort_keys=False)
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
 
 def load_yaml_file(path: Path) -> Any:

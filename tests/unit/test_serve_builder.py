@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from llmkit.config import ConfigError
-from llmkit.runtime import has_gpu
 from serve_apps.app import CPU_ENGINE_DEFAULTS, build_llm_configs, llm_config_dict, resolve_mode
 from serve_apps.catalog import ModelCatalog
 
@@ -122,12 +121,14 @@ def test_unknown_engine_kwarg_is_a_config_error() -> None:
         build_llm_configs(c)
 
 
-def test_device_auto() -> None:
+def test_device_auto(monkeypatch) -> None:
+    # No GPU visible to this process (CUDA_VISIBLE_DEVICES="" hides any), no Ray cluster with GPUs.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert resolve_mode(catalog(models=[{"model_id": "m"}])) == "cpu"
+    # Naming an accelerator type means gpu (its pool may be at zero nodes), unless cpu is asked for.
     assert resolve_mode(catalog(models=[{"model_id": "m", "accelerator_type": "L4"}])) == "gpu"
     assert resolve_mode(catalog(device="cpu", models=[{"model_id": "m", "accelerator_type": "L4"}])) == "cpu"
     assert resolve_mode(catalog(device="gpu", models=[{"model_id": "m"}])) == "gpu"
-    expected = "gpu" if has_gpu() else "cpu"
-    assert resolve_mode(catalog(models=[{"model_id": "m"}])) == expected
 
 
 @pytest.fixture
