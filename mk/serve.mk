@@ -7,7 +7,7 @@ QUERY_PROMPT ?= Hello!
 
 .PHONY: serve
 serve: model ## Serve the OpenAI API on local Ray at http://127.0.0.1:8000/v1, SmolLM2 on CPU (SERVE_CATALOG=..., SERVE_PORT=...; Ctrl-C stops).
-	$(VPY) -m serve_apps serve --catalog $(SERVE_CATALOG) --host $(SERVE_HOST) --port $(SERVE_PORT)
+	$(VPY) -m serve_apps serve --config $(SERVE_CATALOG) --host $(SERVE_HOST) --port $(SERVE_PORT)
 
 .PHONY: query
 query: ## Stream the example chat ("Hello!") from the running `make serve` with the openai client.
@@ -15,4 +15,4 @@ query: ## Stream the example chat ("Hello!") from the running `make serve` with 
 
 .PHONY: serve-validate
 serve-validate: ## Validate a model catalog and print the Ray Serve LLMConfigs it builds (SERVE_CATALOG=...).
-	$(VPY) -m serve_apps validate $(SERVE_CATALOG)
+	$(VPY) -m serve_apps validate --config $(SERVE_CATALOG)

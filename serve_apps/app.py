@@ -59,10 +59,10 @@ def resolve_mode(catalog: ModelCatalog) -> Mode:
     return runtime.pick_device(catalog.device, bool(catalog.accelerator_types()))
 
 
-def _model_source(entry: ModelEntry) -> str:
+def _model_source(entry: ModelEntry, provision: bool) -> str:
     # builtin:<name> is provisioned (once) on the machine that builds the app; with a
     # single-node local Ray that is where the replicas run too.
-    return resolve(entry.source)
+    return resolve(entry.source) if provision else entry.source
 
 
 def _deployment_config(entry: ModelEntry) -> dict[str, Any]:
@@ -82,8 +82,9 @@ def _deployment_config(entry: ModelEntry) -> dict[str, Any]:
     return config
 
 
-def llm_config_dict(entry: ModelEntry, mode: Mode) -> dict[str, Any]:
-    """The ``LLMConfig`` (as a dict) for one catalog entry."""
+def llm_config_dict(entry: ModelEntry, mode: Mode, provision: bool = True) -> dict[str, Any]:
+    """The ``LLMConfig`` (as a dict) for one catalog entry; ``provision=False`` leaves a ``builtin:`` source
+    as it is instead of converting the model into the cache."""
     engine_kwargs: dict[str, Any] = {}
     runtime_env = copy.deepcopy(entry.runtime_env)
     if mode == "cpu":
@@ -96,7 +97,7 @@ def llm_config_dict(entry: ModelEntry, mode: Mode) -> dict[str, Any]:
     engine_kwargs["pipeline_parallel_size"] = entry.pipeline_parallel_size
 
     config: dict[str, Any] = {
-        "model_loading_config": {"model_id": entry.model_id, "model_source": _model_source(entry)},
+        "model_loading_config": {"model_id": entry.model_id, "model_source": _model_source(entry, provision)},
         "engine_kwargs": engine_kwargs,
         "deployment_config": _deployment_config(entry),
     }
@@ -126,15 +127,15 @@ def llm_config_dict(entry: ModelEntry, mode: Mode) -> dict[str, Any]:
     return config
 
 
-def build_llm_configs(catalog: ModelCatalog, mode: Mode | None = None) -> list[Any]:
-    """One ``ray.serve.llm.LLMConfig`` per catalog entry."""
+def build_llm_configs(catalog: ModelCatalog, mode: Mode | None = None, provision: bool = True) -> list[Any]:
+    """One ``ray.serve.llm.LLMConfig`` per catalog entry (``provision``: see ``llm_config_dict``)."""
     from ray.serve.llm import LLMConfig
 
     mode = mode or resolve_mode(catalog)
     configs = []
     for entry in catalog.models:
         try:
-            config = LLMConfig.model_validate(llm_config_dict(entry, mode))
+            config = LLMConfig.model_validate(llm_config_dict(entry, mode, provision))
             config.get_engine_config()  # checks engine_kwargs names against vLLM's engine arguments
         except ValueError as e:
             raise ConfigError(f"model {entry.model_id!r}: Ray Serve LLM rejects its config: {e}") from e

@@ -36,7 +36,8 @@ def start(
     port: int = DEFAULT_PORT,
     num_cpus: int | None = None,
 ) -> str:
-    """Start a fresh local Ray, deploy the app and wait until it serves; returns the /v1 base URL."""
+    """Deploy the app and wait until it serves; returns the /v1 base URL. Ray: the cluster ``RAY_ADDRESS``
+    names, else the one this process is connected to, else a fresh private local one."""
     import ray
     from ray import serve
 
@@ -49,12 +50,15 @@ def start(
         # Batch jobs (engine http) send their requests to this very endpoint.
         reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         batches.local.http_url = f"http://{reach}:{port}/v1"
+    if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
+        # A cluster the user names (as `python -m jobs` does): deploy there.
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
     if not ray.is_initialized():
         # Logical CPUs: each CPU-mode model takes a 2-CPU placement group (replica + engine);
         # these are scheduling tokens, not cores, so a small machine can still hold two models.
         # One more for a batch job's light Ray Data stages when the Batch API is on.
         cpus = num_cpus or max(os.cpu_count() or 1, 2 * len(catalog.models) + 1 + int(batches.enabled))
-        # address="local": always a private cluster, never someone else's `ray start`.
+        # address="local": a private cluster, not another `ray start` found on this machine.
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     elif catalog.device == "cpu" and ray.cluster_resources().get("CPU", 0) < 2 * len(catalog.models):
         logger.warning(

@@ -548,7 +548,7 @@ models:
     source: /opt/kuberay-llm/models/smollm2-135m-instruct
     autoscaling: {min_replicas: 1, max_replicas: 1}
 Y
-python -m serve_apps serve --catalog /tmp/catalog.yaml --host 127.0.0.1 --port 18000 > /tmp/serve.log 2>&1 &
+python -m serve_apps serve --config /tmp/catalog.yaml --host 127.0.0.1 --port 18000 > /tmp/serve.log 2>&1 &
 python - <<'P'
 import json, time, urllib.request
 for _ in range(120):

@@ -53,12 +53,12 @@ def test_jobs_cli_config_file_problems(tmp_path, case):
 @pytest.mark.parametrize("case", ["missing", "malformed", "directory"])
 def test_serve_apps_cli_config_file_problems(tmp_path, case):
     path, problem = _bad_files(tmp_path)[case]
-    _assert_one_line(_cli("serve_apps", "validate", str(path)), path, problem)
+    _assert_one_line(_cli("serve_apps", "validate", "--config", str(path)), path, problem)
 
 
 def test_serve_apps_serve_with_a_missing_catalog_fails_before_starting_ray(tmp_path):
     path = tmp_path / "missing.yaml"
-    _assert_one_line(_cli("serve_apps", "serve", "--catalog", str(path)), path, "no such file")
+    _assert_one_line(_cli("serve_apps", "serve", "--config", str(path)), path, "no such file")
 
 
 def test_yaml_error_is_one_line_with_line_and_column(tmp_path):
@@ -80,3 +80,20 @@ def test_unreadable_file(tmp_path):
     path.write_text("output: {path: x}\n")
     path.chmod(0)
     _assert_one_line(_cli("jobs", "validate", "--config", str(path)), path, "permission denied")
+
+
+def test_serve_apps_validate_converts_no_model(tmp_path):
+    """validate checks a catalog; it must not convert a builtin: model into the cache as a side effect."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "KRLLM_CACHE_DIR": str(tmp_path / "cache")}
+    catalog = ROOT / "serve_apps" / "examples" / "local-cpu.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "serve_apps", "validate", "--config", str(catalog)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"model_source": "builtin:smollm2-135m-instruct"' in proc.stdout
+    assert not (tmp_path / "cache").exists()
