@@ -147,9 +147,7 @@ class VllmServer:
         self.proc.wait(30)
 
 
-# Module scope: the server goes away before the next module starts its own engines (Serve's, a
-# job's); four CPU vLLMs at once come close to the test machine's memory.
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def vllm_server(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real OpenAI-compatible vLLM server (CPU) on 127.0.0.1; yields its /v1 base URL."""
     server = VllmServer(model_dir, tmp_path_factory.mktemp("vllm-server") / "server.log").start()
