@@ -18,10 +18,6 @@ def test_helm_lint_strict(helm, chart, scenario):
     assert "0 chart(s) failed" in proc.stdout
 
 
-def test_scenarios_cover_the_issue(scenarios):
-    assert {"gke-l4", "eks-a10g", "multi-pool-h100-l4", "cpu-local", "multi-gpu-nodes"} <= set(scenarios)
-
-
 def test_chart_pins_the_operator_dependency():
     import yaml
 

@@ -50,18 +50,39 @@ def test_job_spec_configmap_and_entrypoint(scenarios, scenario, name):
     assert mounts["job-spec"]["mountPath"] == "/etc/kuberay-llm"
 
 
-@pytest.mark.parametrize(("scenario", "name"), JOBS)
-def test_job_lifecycle(scenarios, scenario, name):
-    r = scenarios[scenario]
-    job, _ = _job(r, name)
-    entry, d = r.values["batchJobs"][name], r.values["jobDefaults"]
-    s = job["spec"]
-    assert s["submissionMode"] == "K8sJobMode"
-    assert s["shutdownAfterJobFinishes"] is entry.get("shutdownAfterJobFinishes", d["shutdownAfterJobFinishes"])
-    assert s["ttlSecondsAfterFinished"] == entry.get("ttlSecondsAfterFinished", d["ttlSecondsAfterFinished"])
-    assert s["activeDeadlineSeconds"] == entry.get("activeDeadlineSeconds", d["activeDeadlineSeconds"])
-    assert s["backoffLimit"] == entry.get("backoffLimit", d["backoffLimit"])
-    assert s["submitterConfig"]["backoffLimit"] == entry.get("submitterBackoffLimit", d["submitterBackoffLimit"])
+def test_job_lifecycle_takes_jobdefaults_unless_the_job_sets_its_own(render):
+    """Concrete numbers in, concrete numbers out: jobDefaults for a job that sets nothing, the job's own
+    value where it sets one."""
+    job_spec = {"name": "x", "model": {"source": "Qwen/Qwen2.5-0.5B-Instruct"}, "engine": {"device": "cpu"}}
+    job_spec["output"] = {"path": "s3://b/out"}
+    values = {
+        "kuberay-operator": {"enabled": False},
+        "serving": {"enabled": False},
+        "jobDefaults": {
+            "activeDeadlineSeconds": 111,
+            "backoffLimit": 2,
+            "ttlSecondsAfterFinished": 333,
+            "shutdownAfterJobFinishes": False,
+            "submitterBackoffLimit": 4,
+        },
+        "batchJobs": {
+            "plain": {"spec": {**job_spec, "name": "plain"}},
+            "own": {"spec": {**job_spec, "name": "own"}, "activeDeadlineSeconds": 999, "backoffLimit": 0},
+        },
+    }
+    proc = render(values=values)
+    assert proc.returncode == 0, proc.stderr
+    jobs = {
+        d["metadata"]["labels"]["kuberay-llm/job"]: d["spec"]
+        for d in yaml.safe_load_all(proc.stdout)
+        if d and d["kind"] == "RayJob"
+    }
+    for name, deadline, retries in (("plain", 111, 2), ("own", 999, 0)):
+        s = jobs[name]
+        assert s["submissionMode"] == "K8sJobMode"
+        assert (s["activeDeadlineSeconds"], s["backoffLimit"]) == (deadline, retries)
+        assert (s["ttlSecondsAfterFinished"], s["shutdownAfterJobFinishes"]) == (333, False)
+        assert s["submitterConfig"]["backoffLimit"] == 4
 
 
 @pytest.mark.parametrize(("scenario", "name"), JOBS)

@@ -113,7 +113,7 @@ def test_every_metric_is_exported_by_ray_vllm_or_our_job(path, known_metrics):
     assert not unknown, f"{path.name} queries metrics nothing exports: {unknown}"
 
 
-def test_the_dashboards_cover_what_the_issue_asks(known_metrics):
+def test_the_dashboards_show_the_serving_signals_and_every_batch_metric(known_metrics):
     serving = " ".join(_exprs(_load(ROOT / "dashboards/serving.json")))
     for needed in [
         "ray_serve_num_http_requests_total",  # request rate
