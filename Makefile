@@ -80,7 +80,7 @@ test-unit: venv ## Fast tests: specs, catalogs, builders, I/O (no Ray cluster).
 .PHONY: test
 test: model tools ## Run every test that can run here (unit, local Ray + vLLM on CPU, charts).
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests --durations=25 $(PYTEST_ARGS)
 
 .PHONY: test-bench
 test-bench: venv ## Check the benchmark harness on CPU (its helpers, and a vLLM dry run); not part of `make test`.
