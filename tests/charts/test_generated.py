@@ -156,3 +156,18 @@ def test_kind_config_labels_fake_pools():
     catalog = load_catalog()
     for t in ("L4", "H100"):
         assert any(all(lbl.get(k) == v for k, v in catalog.get(t).nodeSelectors["gfd"].items()) for lbl in labels), t
+
+
+def test_each_value_carries_its_own_description():
+    """The schema's description of a documented value is that value's `# --` comment. (Schema nodes built
+    from shared dicts once took the first description given to any of them: every bool read "Install the
+    upstream KubeRay operator chart".)"""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    wrong = []
+    for d in values_docs()[0]:
+        node = schema
+        for part in d.path.split("."):
+            node = node["properties"][part]
+        if node.get("description") != d.description:
+            wrong.append(d.path)
+    assert not wrong
