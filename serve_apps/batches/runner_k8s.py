@@ -147,10 +147,9 @@ def render_rayjob(
                         "replicas": 1,
                         "minReplicas": 1,
                         "maxReplicas": 1,
-                        "rayStartParams": {
-                            "num-gpus": str(gpus),
-                            "resources": f'"{{\\"{ray_resource(pool)}\\": 1}}"',
-                        },
+                        # KubeRay's first-class Ray resources (the operator turns them into ray start flags).
+                        "rayStartParams": {},
+                        "resources": {"GPU": str(gpus), ray_resource(pool): "1"},
                         "template": {"metadata": {"labels": dict(labels)}, "spec": worker_pod},
                     }
                 ],

@@ -3,18 +3,14 @@ worker groups must be, computed from the values and the accelerator catalog."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from llmkit.accelerators import load_catalog, ray_resource
 
 
 def group_ray_resources(group: dict[str, Any]) -> dict[str, float]:
-    """Custom resources of a group as the Ray autoscaler's KubeRay node provider reads them."""
-    raw = group.get("rayStartParams", {}).get("resources")
-    if not raw:
-        return {}
-    return json.loads(raw[1:-1].replace("\\", ""))
+    """Custom Ray resources of a group: KubeRay's `resources` field without CPU, GPU and memory."""
+    return {k: float(v) for k, v in group.get("resources", {}).items() if k not in ("CPU", "GPU", "memory")}
 
 
 def assert_head_has_no_gpu(spec: dict[str, Any]) -> None:
@@ -44,7 +40,7 @@ def assert_gpu_group(group: dict[str, Any], acc_type: str, values: dict[str, Any
     (container,) = pod["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == gpus
     assert container["resources"]["requests"]["nvidia.com/gpu"] == gpus
-    assert group["rayStartParams"]["num-gpus"] == str(gpus)
+    assert group["resources"]["GPU"] == str(gpus)
     assert group_ray_resources(group) == {ray_resource(acc_type): 1}
     assert group["template"]["metadata"]["labels"]["kuberay-llm/accelerator-type"] == acc_type
 
@@ -55,7 +51,7 @@ def assert_cpu_group(group: dict[str, Any], values: dict[str, Any]) -> None:
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     assert container["resources"]["limits"]["cpu"] == values["cpuPool"]["cpu"]
     assert group_ray_resources(group) == {}
-    assert group["rayStartParams"]["num-gpus"] == "0"
+    assert group["resources"]["GPU"] == "0"
 
 
 def expected_serving_groups(values: dict[str, Any]) -> dict[str, dict[str, Any]]:

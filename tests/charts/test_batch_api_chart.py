@@ -207,7 +207,8 @@ def test_rayjob_the_service_creates_from_the_rendered_config_is_valid(scenarios,
         assert not errors, errors
         (group,) = cluster_spec(job)["workerGroupSpecs"]
         pool = cfg.accelerator_type or model.accelerator_type
-        assert f"accelerator_type:{pool}" in group["rayStartParams"]["resources"]
+        gpus = model.tensor_parallel_size * model.pipeline_parallel_size
+        assert group["resources"] == {"GPU": str(gpus), f"accelerator_type:{pool}": "1"}
         assert job["metadata"]["labels"][LABEL_BATCH]
         docs += lifted_pods(job)
     for pod in docs:

@@ -115,8 +115,8 @@ def test_rendered_rayjob_matches_the_kuberay_crd_strictly(cfg: dict, model: dict
     assert spec["entrypoint"].startswith("python -m jobs run --config /etc/kuberay-llm/batch/spec.yaml")
     (group,) = spec["rayClusterSpec"]["workerGroupSpecs"]
     pool = cfg.get("accelerator_type", "L4")
-    assert f"accelerator_type:{pool}" in group["rayStartParams"]["resources"]
     gpus = str(model.get("tensor_parallel_size", 1))
+    assert group["resources"] == {"GPU": gpus, f"accelerator_type:{pool}": "1"}
     assert group["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == gpus
     assert group["template"]["spec"]["nodeSelector"]  # the pool's labels from the accelerator catalog
     head = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]

@@ -266,8 +266,9 @@ Args: dict with
   minReplicas, maxReplicas, replicas
   extraVolumes, extraVolumeMounts
   where:       text for error messages
-The group declares the Ray resource accelerator_type:<TYPE>, so the autoscaler can start it from
-zero for replicas or tasks that need that accelerator (kuberay#863).
+The group's Ray resources are KubeRay's first-class `resources` field (the operator turns it into
+`ray start` flags; the autoscaler reads it): its GPUs and accelerator_type:<TYPE>, so the autoscaler
+can start it from zero for replicas or tasks that need that accelerator (kuberay#863).
 */}}
 {{- define "kuberay-llm.workerGroup" -}}
 {{- $root := .root }}
@@ -279,7 +280,7 @@ zero for replicas or tasks that need that accelerator (kuberay#863).
 {{- if or (lt $replicas $min) (gt $replicas $max) }}{{ fail (printf "%s: replicas (%d) must lie between minReplicas (%d) and maxReplicas (%d)" .where $replicas $min $max) }}{{ end }}
 {{- $nodeSelector := dict }}
 {{- $tolerations := list }}
-{{- $rayStartParams := dict }}
+{{- $rayResources := dict }}
 {{- $resources := dict }}
 {{- $shm := "" }}
 {{- $groupName := "cpu" }}
@@ -289,7 +290,7 @@ zero for replicas or tasks that need that accelerator (kuberay#863).
 {{- $nodeSelector = $cpu.nodeSelector }}
 {{- $tolerations = $cpu.tolerations }}
 {{- $resources = dict "requests" (dict "cpu" $cpu.cpu "memory" $cpu.memory) "limits" (dict "cpu" $cpu.cpu "memory" $cpu.memory) }}
-{{- $rayStartParams = dict "num-gpus" "0" }}
+{{- $rayResources = dict "GPU" "0" }}
 {{- $shm = $cpu.shmSize }}
 {{- else }}
 {{- include "kuberay-llm.checkAccelerator" (list $root $pool .where) }}
@@ -303,7 +304,7 @@ zero for replicas or tasks that need that accelerator (kuberay#863).
 {{- $nodeSelector = mergeOverwrite (deepCopy (index $acc.nodeSelectors $preset)) (default dict $p.nodeSelector) }}
 {{- $tolerations = concat $acc.tolerations $root.Values.accelerators.extraTolerations (default list $p.tolerations) }}
 {{- $resources = dict "requests" (dict "cpu" $p.cpu "memory" $p.memory "nvidia.com/gpu" $gpus) "limits" (dict "cpu" $p.cpu "memory" $p.memory "nvidia.com/gpu" $gpus) }}
-{{- $rayStartParams = dict "num-gpus" (toString $gpus) "resources" (printf "\"{\\\"accelerator_type:%s\\\": 1}\"" $pool) }}
+{{- $rayResources = dict "GPU" (toString $gpus) (printf "accelerator_type:%s" $pool) "1" }}
 {{- $shm = $p.shmSize }}
 {{- $groupName = printf "%s-%dgpu" ($pool | lower) $gpus }}
 {{- $_ := set $labels "kuberay-llm/accelerator-type" $pool }}
@@ -312,8 +313,9 @@ zero for replicas or tasks that need that accelerator (kuberay#863).
   replicas: {{ $replicas }}
   minReplicas: {{ $min }}
   maxReplicas: {{ $max }}
-  rayStartParams:
-    {{- toYaml $rayStartParams | nindent 4 }}
+  rayStartParams: {}
+  resources:
+    {{- toYaml $rayResources | nindent 4 }}
   template:
     {{- include "kuberay-llm.podTemplate" (dict "root" $root "component" "ray-worker" "containerName" "ray-worker" "resources" $resources "ports" (list (dict "name" "metrics" "containerPort" 8080)) "nodeSelector" $nodeSelector "tolerations" $tolerations "shmSize" $shm "extraVolumes" .extraVolumes "extraVolumeMounts" .extraVolumeMounts "labels" $labels) | trim | nindent 4 }}
 {{- end }}
