@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.spec import JobSpec
-from llmkit import runtime
+from llmkit import accelerators, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ def engine_kwargs(spec: JobSpec, device: str) -> dict[str, Any]:
 def gpus_per_engine(spec: JobSpec, device: str) -> int:
     if device != "gpu":
         return 0
-    kwargs = engine_kwargs(spec, device)
-    return int(kwargs.get("tensor_parallel_size", 1)) * int(kwargs.get("pipeline_parallel_size", 1))
+    return accelerators.gpus_per_engine(engine_kwargs(spec, device))
 
 
 def max_replicas(spec: JobSpec) -> int:

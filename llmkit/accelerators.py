@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -73,6 +74,12 @@ class AcceleratorCatalog(StrictModel):
 
     def names(self) -> list[str]:
         return sorted(self.accelerators)
+
+
+def gpus_per_engine(engine_kwargs: Mapping[str, Any]) -> int:
+    """GPUs one vLLM engine (a Serve replica, a batch engine) holds: tensor x pipeline parallel size.
+    The one Python definition; the chart's templates compute the same (``kuberay-llm.engineGpus``)."""
+    return int(engine_kwargs.get("tensor_parallel_size") or 1) * int(engine_kwargs.get("pipeline_parallel_size") or 1)
 
 
 def ray_resource(accelerator_type: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmkit.accelerators import load_catalog
+from llmkit.accelerators import gpus_per_engine, load_catalog
 from llmkit.config import StrictModel
 from llmkit.models import DEFAULT_MODEL
 
@@ -92,7 +92,9 @@ class ModelEntry(StrictModel):
 
     @property
     def gpus_per_replica(self) -> int:
-        return self.tensor_parallel_size * self.pipeline_parallel_size
+        return gpus_per_engine(
+            {"tensor_parallel_size": self.tensor_parallel_size, "pipeline_parallel_size": self.pipeline_parallel_size}
+        )
 
     @model_validator(mode="after")
     def _known_accelerator(self) -> ModelEntry:

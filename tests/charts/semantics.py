@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmkit.accelerators import load_catalog, ray_resource
+from llmkit.accelerators import gpus_per_engine, load_catalog, ray_resource
 
 
 def group_ray_resources(group: dict[str, Any]) -> dict[str, float]:
@@ -61,7 +61,7 @@ def expected_serving_groups(values: dict[str, Any]) -> dict[str, dict[str, Any]]
     out: dict[str, dict[str, Any]] = {}
     for m in catalog["models"]:
         pool = m.get("accelerator_type") or "cpu"
-        gpus = 0 if pool == "cpu" else m.get("tensor_parallel_size", 1) * m.get("pipeline_parallel_size", 1)
+        gpus = 0 if pool == "cpu" else gpus_per_engine(m)
         name = "cpu" if pool == "cpu" else f"{pool.lower()}-{gpus}gpu"
         a = m.get("autoscaling", {})
         g = out.setdefault(name, {"pool": pool, "gpus": gpus, "min": 0, "max": 0})

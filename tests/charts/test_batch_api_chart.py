@@ -207,8 +207,7 @@ def test_rayjob_the_service_creates_from_the_rendered_config_is_valid(scenarios,
         assert not errors, errors
         (group,) = cluster_spec(job)["workerGroupSpecs"]
         pool = cfg.accelerator_type or model.accelerator_type
-        gpus = model.tensor_parallel_size * model.pipeline_parallel_size
-        assert group["resources"] == {"GPU": str(gpus), f"accelerator_type:{pool}": "1"}
+        assert group["resources"] == {"GPU": str(model.gpus_per_replica), f"accelerator_type:{pool}": "1"}
         assert job["metadata"]["labels"][LABEL_BATCH]
         docs += lifted_pods(job)
     for pod in docs:

@@ -14,6 +14,7 @@ from semantics import (
 )
 
 from jobs.spec import JobSpec
+from llmkit.accelerators import gpus_per_engine
 
 pytestmark = pytest.mark.charts
 
@@ -96,7 +97,7 @@ def test_job_worker_group_on_its_pool(scenarios, scenario, name):
     workers = r.values["batchJobs"][name].get("workers", {})
     if engine.get("accelerator_type"):
         kw = engine.get("engine_kwargs", {})
-        gpus = kw.get("tensor_parallel_size", 1) * kw.get("pipeline_parallel_size", 1)  # one engine per pod
+        gpus = gpus_per_engine(kw)  # one engine per pod
         assert_gpu_group(group, engine["accelerator_type"], r.values, gpus)
     else:
         assert_cpu_group(group, r.values)

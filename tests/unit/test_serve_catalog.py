@@ -98,7 +98,7 @@ def test_app_args_bad_catalog_file(tmp_path: Path) -> None:
 def test_cli_validate_prints_llm_configs(path: Path, capsys) -> None:
     from serve_apps.__main__ import main
 
-    assert main(["validate", str(path)]) == 0
+    assert main(["validate", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     for model in ModelCatalog.from_yaml(path).models:
         assert f'"model_id": "{model.model_id}"' in out
@@ -109,5 +109,5 @@ def test_cli_validate_reports_bad_catalog(tmp_path: Path, capsys) -> None:
 
     path = tmp_path / "c.yaml"
     path.write_text("models:\n  - model_id: m\n    accelerator: L4\n")
-    assert main(["validate", str(path)]) == 2
+    assert main(["validate", "--config", str(path)]) == 2
     assert "models.0.accelerator" in capsys.readouterr().err

@@ -256,6 +256,14 @@ template:
 {{- end }}
 
 {{/*
+GPUs of one engine (a Serve replica, a batch engine): tensor x pipeline parallel size, from a catalog
+entry or a job's engine_kwargs. The chart's one definition (Python's: llmkit.accelerators.gpus_per_engine).
+*/}}
+{{- define "kuberay-llm.engineGpus" -}}
+{{- mul (int (default 1 .tensor_parallel_size)) (int (default 1 .pipeline_parallel_size)) }}
+{{- end }}
+
+{{/*
 One worker group on an accelerator pool (or the CPU pool), shared by the RayService and the RayJobs.
 Each pod holds one engine (a Serve replica, or a Ray Data LLM engine): it requests exactly that
 engine's GPUs, so the GPUs a group requests at max scale are the GPUs its engines use.
@@ -356,7 +364,7 @@ Output: YAML list of groups.
 {{- $pool = $m.accelerator_type }}
 {{- include "kuberay-llm.checkAccelerator" (list $root $pool $where) }}
 {{- if eq $device "cpu" }}{{ fail (printf "%s: names accelerator_type %q but the catalog's device is cpu" $where $pool) }}{{ end }}
-{{- $gpus = mul (int (default 1 $m.tensor_parallel_size)) (int (default 1 $m.pipeline_parallel_size)) }}
+{{- $gpus = include "kuberay-llm.engineGpus" $m | int }}
 {{- else if eq $device "gpu" }}
 {{- fail (printf "%s: needs an accelerator_type from the accelerator catalog to get a GPU worker group (device: gpu)" $where) }}
 {{- else }}
@@ -405,7 +413,7 @@ Args: (dict "root" $ "name" $name "job" $job "extraVolumes" list "extraVolumeMou
 {{- $pool = $engine.accelerator_type }}
 {{- include "kuberay-llm.checkAccelerator" (list $root $pool (printf "%s.spec.engine.accelerator_type" $where)) }}
 {{- if eq (default "auto" $engine.device) "cpu" }}{{ fail (printf "%s.spec.engine: names accelerator_type %q but device is cpu" $where $pool) }}{{ end }}
-{{- $gpus = mul (int (default 1 $kw.tensor_parallel_size)) (int (default 1 $kw.pipeline_parallel_size)) }}
+{{- $gpus = include "kuberay-llm.engineGpus" $kw | int }}
 {{- else if ne (default "auto" $engine.device) "cpu" }}
 {{- fail (printf "%s.spec.engine: set accelerator_type (a type of the accelerator catalog) to get a GPU worker group, or device: cpu for the CPU pool" $where) }}
 {{- end }}
