@@ -2,8 +2,8 @@
 
 Ray's ``build_openai_app`` builds its FastAPI app internally, so nothing can be put in
 front of the routes. ``build_ingress`` repeats its few steps with Ray's own public parts
-(``OpenAiIngress``, ``make_fastapi_ingress``, ``build_llm_deployment``) and hands
-``make_fastapi_ingress`` an app that carries the auth middleware.
+(``OpenAiIngress``, ``make_fastapi_ingress``, ``build_llm_deployment``) and the internals of
+``serve_apps.ray_internals``, and hands ``make_fastapi_ingress`` an app that carries the auth middleware.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
-from ray.llm._internal.common.dict_utils import maybe_apply_llm_deployment_config_defaults
-from ray.llm._internal.serve.core.configs.openai_api_models import to_model_metadata
-from ray.llm._internal.serve.core.ingress.ingress import DEFAULT_ENDPOINTS, init
 from ray.serve.deployment import Application
 from ray.serve.llm import LLMConfig, build_llm_deployment
 from ray.serve.llm.ingress import OpenAiIngress, make_fastapi_ingress
@@ -28,6 +25,12 @@ from serve_apps.batches.config import BatchesConfig
 from serve_apps.batches.routes import BATCH_ENDPOINTS, BatchRoutes, batch_api_error_handler
 from serve_apps.batches.service import BatchAPIError
 from serve_apps.catalog import Auth, ModelEntry
+from serve_apps.ray_internals import (
+    DEFAULT_ENDPOINTS,
+    maybe_apply_llm_deployment_config_defaults,
+    new_fastapi_app,
+    to_model_metadata,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ async def _validation_error_as_openai_error(request: Request, exc: RequestValida
 
 def make_fastapi_app(auth: Auth) -> FastAPI:
     """Ray's ingress FastAPI app: OpenAI-shaped HTTP errors, and the auth middleware outermost when auth is on."""
-    app = init()
+    app = new_fastapi_app()
     app.add_exception_handler(StarletteHTTPException, _http_exception_as_openai_error)
     app.add_exception_handler(RequestValidationError, _validation_error_as_openai_error)
     app.add_exception_handler(BatchAPIError, batch_api_error_handler)

@@ -1,0 +1,44 @@
+"""What serve_apps relies on from Ray Serve LLM's internals (serve_apps/ray_internals.py), checked as
+behaviour: a Ray upgrade that moves or changes one of them fails here, not in a deployed ingress."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from ray.serve.llm import LLMConfig
+from ray.serve.llm.ingress import OpenAiIngress
+
+from serve_apps.ray_internals import (
+    DEFAULT_ENDPOINTS,
+    maybe_apply_llm_deployment_config_defaults,
+    new_fastapi_app,
+    to_model_metadata,
+)
+
+
+def test_default_endpoints_are_openai_ingress_methods_with_route_factories():
+    for name in ("chat", "completions", "models"):
+        assert name in DEFAULT_ENDPOINTS, sorted(DEFAULT_ENDPOINTS)
+    app = FastAPI()
+    for name, route in DEFAULT_ENDPOINTS.items():
+        assert callable(getattr(OpenAiIngress, name, None)), name
+        assert callable(route(app)), name  # a route decorator for that app
+
+
+def test_new_fastapi_app_is_a_fresh_app():
+    a, b = new_fastapi_app(), new_fastapi_app()
+    assert isinstance(a, FastAPI) and a is not b
+
+
+def test_model_metadata_names_the_model():
+    config = LLMConfig(model_loading_config={"model_id": "m1", "model_source": "org/m"}, accelerator_type=None)
+    card = to_model_metadata("m1", config)
+    assert card.id == "m1"
+
+
+def test_deployment_defaults_merge_with_ours_winning():
+    merged = maybe_apply_llm_deployment_config_defaults(
+        {"ray_actor_options": {"num_cpus": 1, "memory": 5}, "max_ongoing_requests": 7},
+        {"ray_actor_options": {"num_cpus": 0}},
+    )
+    assert merged["ray_actor_options"] == {"num_cpus": 0, "memory": 5}
+    assert merged["max_ongoing_requests"] == 7
