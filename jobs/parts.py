@@ -250,27 +250,23 @@ def read_bookkeeping(root: str):
 
 
 def totals(root: str) -> dict[str, Any]:
-    """Rows ok / failed, failed rows by error code, and token sums over the whole output, computed
-    by the workers (one aggregation; the driver gets one row per error code)."""
+    """Rows ok / failed, failed rows by error code, and token sums over the whole output, computed by the
+    workers: one sum over the parts, and a group-by over the failed rows when there are any (the driver
+    gets one row per error code)."""
     ds = read_bookkeeping(root)
     out: dict[str, Any] = {"rows_ok": 0, "rows_failed": 0, "input_tokens": 0, "output_tokens": 0, "failed_by_code": {}}
     if ds is None:
         return out
-    groups = (
-        ds.map_batches(_sum_block, batch_format="pyarrow")
-        .groupby("code")
-        .sum(["ok", "failed", "tokens_in", "tokens_out"])
-        .take_all()
-    )
-    for g in groups:
-        failed = int(g.get("sum(failed)") or 0)
-        out["rows_ok"] += int(g.get("sum(ok)") or 0)
-        out["rows_failed"] += failed
-        out["input_tokens"] += int(g.get("sum(tokens_in)") or 0)
-        out["output_tokens"] += int(g.get("sum(tokens_out)") or 0)
-        if failed:
-            out["failed_by_code"][g["code"]] = failed
-    out["failed_by_code"] = dict(sorted(out["failed_by_code"].items(), key=lambda kv: -kv[1]))
+    blocks = ds.map_batches(_sum_block, batch_format="pyarrow").materialize()  # a row per code and block
+    sums = blocks.sum(["ok", "failed", "tokens_in", "tokens_out"]) or {}
+    out["rows_ok"] = int(sums.get("sum(ok)") or 0)
+    out["rows_failed"] = int(sums.get("sum(failed)") or 0)
+    out["input_tokens"] = int(sums.get("sum(tokens_in)") or 0)
+    out["output_tokens"] = int(sums.get("sum(tokens_out)") or 0)
+    if out["rows_failed"]:
+        groups = blocks.filter(lambda row: row["failed"] > 0).groupby("code").sum("failed").take_all()
+        by_code = {g["code"]: int(g["sum(failed)"]) for g in groups}
+        out["failed_by_code"] = dict(sorted(by_code.items(), key=lambda kv: -kv[1]))
     return out
 
 

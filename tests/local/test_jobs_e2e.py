@@ -89,6 +89,8 @@ def test_chat_answers_and_bad_rows_go_to_errors(tmp_path):
     assert too_long["id"] == "too-long" and "maximum context length is 512" in too_long["error"]
 
     assert (summary.rows_ok, summary.rows_failed, summary.rows_total) == (len(good), 3, len(good) + 3)
+    assert summary.rows_failed_by_code == {"invalid_json": 1, "missing_field": 1, "inference_error": 1}
+    assert {code: f["rows"] for code, f in summary.run["failures"].items()} == summary.rows_failed_by_code
     saved = json.loads((out / "summary.json").read_text())
     assert saved["rows_ok"] == len(good) and saved["output_tokens"] == sum(r["num_generated_tokens"] for r in rows)
     assert saved["input_tokens"] == sum(r["num_input_tokens"] for r in rows)
