@@ -131,7 +131,7 @@ class HttpChat:
             wait: float | None = None
             try:
                 response = await client.post(self.url, content=body)
-            except httpx.TransportError as e:
+            except httpx.RequestError as e:  # transport errors, and decoding or redirect failures
                 now = time.monotonic()
                 self._down_since = self._down_since or now
                 kind = "timeout" if isinstance(e, httpx.TimeoutException) else "connection_error"
