@@ -17,8 +17,8 @@ from test_schemas import KUBERNETES_VERSION, crd_validator
 
 from serve_apps.app import AppArgs
 from serve_apps.batches.config import BatchesConfig, KubernetesRunner
-from serve_apps.batches.models import Batch
 from serve_apps.batches.runner_k8s import LABEL_BATCH, RBAC_RULES, render_rayjob
+from tests.support import fake_batch
 
 pytestmark = pytest.mark.charts
 
@@ -33,19 +33,6 @@ def _app(rendered):
 
 def _batches(rendered) -> BatchesConfig:
     return AppArgs.from_dict(_app(rendered)["args"]).batches
-
-
-def _fake_batch(prefix: str) -> Batch:
-    run_name = f"{prefix}-batch-0123456789abcdef"
-    return Batch(
-        id="batch_0123456789abcdef",
-        endpoint="/v1/chat/completions",
-        input_file_id="file-x",
-        created_at=1,
-        owner="o",
-        output_path="s3://b/batches/batch_0123456789abcdef/output",
-        run_name=run_name,
-    )
 
 
 @pytest.mark.parametrize("scenario", BATCH)
@@ -164,7 +151,14 @@ def test_network_policies_leave_egress_open_and_let_the_submitter_in(scenarios, 
         # The service calls the API server (RayJobs, ConfigMaps) and the object store.
         assert p["spec"]["policyTypes"] == ["Ingress"] and "egress" not in p["spec"]
     cfg = _batches(r).kubernetes
-    job = render_rayjob(_fake_batch(cfg.name_prefix), "cm", "default", cfg, _model(r), _batches(r).storage_root)
+    job = render_rayjob(
+        fake_batch(f"{cfg.name_prefix}-batch-0123456789abcdef"),
+        "cm",
+        "default",
+        cfg,
+        _model(r),
+        _batches(r).storage_root,
+    )
     for _, tpl in pod_templates(job):
         labels = tpl["metadata"]["labels"]
         for p in policies.values():  # both cover the batch job's Ray pods
@@ -200,7 +194,14 @@ def test_rayjob_the_service_creates_from_the_rendered_config_is_valid(scenarios,
     cfg = batches.kubernetes
     docs = []
     for model in AppArgs.from_dict(_app(r)["args"]).load_catalog().models:
-        job = render_rayjob(_fake_batch(cfg.name_prefix), "cm", cfg.namespace, cfg, model, batches.storage_root)
+        job = render_rayjob(
+            fake_batch(f"{cfg.name_prefix}-batch-0123456789abcdef"),
+            "cm",
+            cfg.namespace,
+            cfg,
+            model,
+            batches.storage_root,
+        )
         errors = [
             f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in crd_validator("RayJob").iter_errors(job)
         ]

@@ -23,6 +23,7 @@ from jobs.pipeline import JobFailed
 from jobs.spec import JobSpec
 from jobs.workloads.sentiment import LABELS
 from tests.local.jobs_fixtures import ROOT, Job, read_parts, wait_for_part
+from tests.support import assert_openai_batch_output
 
 pytestmark = [pytest.mark.local, pytest.mark.usefixtures("ray_local")]
 
@@ -148,21 +149,7 @@ def test_openai_batch_round_trip(tmp_path):
     jobs.run(_spec(out, "openai_batch", input={"path": str(src)}, errors={"max_error_fraction": 0.5}))
 
     output = [json.loads(line) for line in (out / "output.jsonl").read_text().splitlines()]
-    # OpenAI's output order is not the input's either: lines are matched by custom_id.
-    assert sorted(o["custom_id"] for o in output) == sorted(r["custom_id"] for r in requests)
-    for o in output:
-        assert set(o) == {"id", "custom_id", "response", "error"} and o["error"] is None
-        assert o["id"].startswith("batch_req_")
-        resp = o["response"]
-        assert set(resp) == {"status_code", "request_id", "body"} and resp["status_code"] == 200
-        body = resp["body"]
-        assert body["object"] == "chat.completion" and body["choices"][0]["message"]["role"] == "assistant"
-        assert body["choices"][0]["message"]["content"].strip()
-        assert body["choices"][0]["finish_reason"] in ("stop", "length")
-        usage = body["usage"]
-        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
-    capital = next(o for o in output if o["custom_id"] == "request-1")
-    assert "Paris" in capital["response"]["body"]["choices"][0]["message"]["content"]
+    assert_openai_batch_output(output, requests)
 
     errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
     assert {(e["custom_id"], e["error"]["code"]) for e in errors} == {

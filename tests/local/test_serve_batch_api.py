@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from tests.local.serve_fixtures import LocalServe
+from tests.support import assert_openai_batch_output
 
 pytestmark = pytest.mark.local
 
@@ -97,21 +98,7 @@ def test_round_trip(client: openai.OpenAI, round_trip) -> None:
     assert b.request_counts.completed == len(rows) and b.request_counts.failed == 2
     assert b.created_at <= b.in_progress_at <= b.finalizing_at <= b.completed_at
     out = [json.loads(x) for x in client.files.content(b.output_file_id).text.splitlines()]
-    # the same checks as the job's own OpenAI batch output (line order is not guaranteed: match by custom_id)
-    assert sorted(o["custom_id"] for o in out) == sorted(r["custom_id"] for r in rows)
-    for o in out:
-        assert set(o) == {"id", "custom_id", "response", "error"} and o["error"] is None
-        assert o["id"].startswith("batch_req_")
-        resp = o["response"]
-        assert set(resp) == {"status_code", "request_id", "body"} and resp["status_code"] == 200
-        body = resp["body"]
-        assert body["object"] == "chat.completion" and body["choices"][0]["message"]["role"] == "assistant"
-        assert body["choices"][0]["message"]["content"].strip()
-        assert body["choices"][0]["finish_reason"] in ("stop", "length")
-        usage = body["usage"]
-        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
-    capital = next(o for o in out if o["custom_id"] == "request-1")
-    assert "Paris" in capital["response"]["body"]["choices"][0]["message"]["content"]
+    assert_openai_batch_output(out, rows)  # the same checks as the job's own OpenAI batch output
     output_file = client.files.retrieve(b.output_file_id)
     assert output_file.purpose == "batch_output" and output_file.bytes > 0
     assert b.id in [x.id for x in client.batches.list(limit=100)]

@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_batch_api_helpers import MODEL, line, write_job_output  # noqa: E402
 
 from serve_apps.batches.config import BatchesConfig, KubernetesRunner  # noqa: E402
-from serve_apps.batches.models import Batch  # noqa: E402
 from serve_apps.batches.runner_k8s import RBAC_RULES, KubeRayRunner, render_rayjob  # noqa: E402
 from serve_apps.batches.service import BatchService, owner_of  # noqa: E402
 from serve_apps.batches.store import Blobs, ConfigMapState  # noqa: E402
 from serve_apps.catalog import ModelEntry  # noqa: E402
+from tests.support import fake_batch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = Path(os.environ.get("KUBERAY_CRDS_DIR", ROOT.parent / "shared" / "kuberay-crds" / "v1.7.0"))
@@ -76,18 +76,6 @@ def entry(**kw: Any) -> ModelEntry:
     return ModelEntry(model_id=MODEL, source="s3://models/llama", accelerator_type="L4", **kw)
 
 
-def batch() -> Batch:
-    return Batch(
-        id="batch_0123456789abcdef",
-        endpoint="/v1/chat/completions",
-        input_file_id="file-x",
-        created_at=1,
-        owner="o",
-        output_path="s3://b/batches/batch_0123456789abcdef/output",
-        run_name="llm-batch-0123456789abcdef",
-    )
-
-
 @pytest.mark.parametrize(
     ("cfg", "model"),
     [
@@ -109,7 +97,7 @@ def batch() -> Batch:
 )
 def test_rendered_rayjob_matches_the_kuberay_crd_strictly(cfg: dict, model: dict) -> None:
     k8s = KubernetesRunner(image="registry/kuberay-llm:1", **cfg)
-    doc = render_rayjob(batch(), "llm-batch-0123456789abcdef-spec", NS, k8s, entry(**model), "/data/batches")
+    doc = render_rayjob(fake_batch(), "llm-batch-0123456789abcdef-spec", NS, k8s, entry(**model), "/data/batches")
     assert crd_errors(doc) == []
     spec = doc["spec"]
     assert spec["entrypoint"].startswith("python -m jobs run --config /etc/kuberay-llm/batch/spec.yaml")
@@ -126,16 +114,16 @@ def test_rendered_rayjob_matches_the_kuberay_crd_strictly(cfg: dict, model: dict
 
 
 def test_the_strict_check_catches_a_typo() -> None:
-    doc = render_rayjob(batch(), "cm", NS, KubernetesRunner(), entry(), "s3://b")
+    doc = render_rayjob(fake_batch(), "cm", NS, KubernetesRunner(), entry(), "s3://b")
     doc["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replica"] = 1
     assert crd_errors(doc)
 
 
 def test_a_model_without_a_pool_needs_one_configured() -> None:
     with pytest.raises(ValueError, match="accelerator_type"):
-        render_rayjob(batch(), "cm", NS, KubernetesRunner(), ModelEntry(model_id="m"), "s3://b")
+        render_rayjob(fake_batch(), "cm", NS, KubernetesRunner(), ModelEntry(model_id="m"), "s3://b")
     doc = render_rayjob(
-        batch(), "cm", NS, KubernetesRunner(accelerator_type="A10G"), ModelEntry(model_id="m"), "s3://b"
+        fake_batch(), "cm", NS, KubernetesRunner(accelerator_type="A10G"), ModelEntry(model_id="m"), "s3://b"
     )
     assert crd_errors(doc) == []
 
