@@ -35,5 +35,6 @@ $(HELM):
 $(TOOLS_STAMP):
 	@rm -rf $(TOOLS_VENV)
 	$(PYTHON) -m venv $(TOOLS_VENV)
-	$(TOOLS_VENV)/bin/python -m pip install -q $(TOOLS_REQS) 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(TOOLS_VENV)/bin/python -m pip install -q "uv==$(UV_VERSION)" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(TOOLS_VENV)/bin/uv pip install -q --python $(TOOLS_VENV)/bin/python --compile-bytecode $(TOOLS_REQS)
 	touch $@
