@@ -301,7 +301,10 @@ def start_server(
     else:
         catalog = {
             "models": [
-                {"model_id": MODEL_ID, "source": model_dir, "engine_kwargs": {**preset["engine_kwargs"], "seed": 0}}
+                {
+                    "model_loading_config": {"model_id": MODEL_ID, "model_source": model_dir},
+                    "engine_kwargs": {**preset["engine_kwargs"], "seed": 0},
+                }
             ],
             "device": preset["device"],
         }

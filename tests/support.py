@@ -12,6 +12,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def llm_entry(model_id: str = "m", source: str | None = None, **fields) -> dict:
+    """A model catalog entry: a Ray Serve ``LLMConfig`` as a dict (``model_loading_config`` plus ``fields``)."""
+    loading = {"model_id": model_id, **({"model_source": source} if source else {})}
+    return {"model_loading_config": loading, **fields}
+
+
 def fake_batch(run_name: str = "llm-batch-0123456789abcdef"):
     """A Batch record as the Batch API's service keeps it, for rendering the RayJob of one batch."""
     from serve_apps.batches.models import Batch

@@ -43,7 +43,8 @@ def _job_values(name: str, example: str) -> dict[str, Any]:
     # The examples run builtin SmolLM2 locally; the release's GPU image bakes no model, so the seeds
     # run the chart's default GPU model, downloaded from Hugging Face into HF_HOME.
     model = default_gpu_model()
-    spec["model"] = {"source": model["source"], "served_name": model["model_id"]}
+    loading = model["model_loading_config"]
+    spec["model"] = {"source": loading["model_source"], "served_name": loading["model_id"]}
     spec.setdefault("engine", {})
     spec["engine"]["device"] = "gpu"
     spec["engine"]["accelerator_type"] = "L4"
@@ -62,26 +63,9 @@ def _job_values(name: str, example: str) -> dict[str, Any]:
     }
 
 
-MULTI_POOL_CATALOG = {
-    "models": [
-        {
-            "model_id": "llama-3.1-70b-instruct",
-            "source": "meta-llama/Llama-3.1-70B-Instruct",
-            "accelerator_type": "H100",
-            "tensor_parallel_size": 4,
-            "engine_kwargs": {"max_model_len": 16384, "gpu_memory_utilization": 0.92},
-            "autoscaling": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 32},
-        },
-        {
-            "model_id": "qwen2.5-7b-instruct",
-            "source": "Qwen/Qwen2.5-7B-Instruct",
-            "accelerator_type": "L4",
-            "engine_kwargs": {"max_model_len": 8192},
-            "autoscaling": {"min_replicas": 0, "max_replicas": 4, "target_ongoing_requests": 16},
-        },
-    ],
-    "device": "gpu",
-}
+def multi_pool_catalog() -> dict[str, Any]:
+    """The catalog of the chart's multi-pool scenario (ci/multi-pool-h100-l4-values.yaml)."""
+    return yaml.safe_load((CHART / "ci" / "multi-pool-h100-l4-values.yaml").read_text())["serving"]["catalog"]
 
 
 def manifest_sources() -> dict[str, tuple[str, dict[str, Any]]]:
@@ -103,11 +87,13 @@ def manifest_sources() -> dict[str, tuple[str, dict[str, Any]]]:
                 "catalog": {
                     "models": [
                         {
-                            "model_id": "qwen2.5-7b-instruct",
-                            "source": "Qwen/Qwen2.5-7B-Instruct",
+                            "model_loading_config": {
+                                "model_id": "qwen2.5-7b-instruct",
+                                "model_source": "Qwen/Qwen2.5-7B-Instruct",
+                            },
                             "accelerator_type": "L4",
                             "engine_kwargs": {"max_model_len": 8192},
-                            "autoscaling": {"min_replicas": 1, "max_replicas": 2},
+                            "deployment_config": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 2}},
                         }
                     ],
                     "device": "gpu",
@@ -121,7 +107,7 @@ def manifest_sources() -> dict[str, tuple[str, dict[str, Any]]]:
             "kuberay-operator": {"enabled": False},
             "image": _release_image(),
             "accelerators": {"nodeSelectorPreset": "gfd", "pools": {"H100": {"cpu": "32", "memory": "256Gi"}}},
-            "serving": {"catalog": MULTI_POOL_CATALOG},
+            "serving": {"catalog": multi_pool_catalog()},
         },
     )
     return out

@@ -45,10 +45,42 @@ def _restrict_accelerators(node: Any, names: list[str]) -> None:
             _restrict_accelerators(v, names)
 
 
+def _prefer_models(node: Any) -> None:
+    """Ray types some fields ``Union[dict, Model]`` (``model_loading_config``, ``lora_config``): keep the
+    model's closed schema, since a plain mapping alternative would let any key through."""
+    if isinstance(node, dict):
+        node.pop("discriminator", None)  # OpenAPI's, with refs into the dropped $defs; oneOf says the same
+        alternatives = node.get("anyOf")
+        if isinstance(alternatives, list) and any("properties" in a for a in alternatives):
+            node["anyOf"] = [a for a in alternatives if a != {"additionalProperties": True, "type": "object"}]
+        for v in node.values():
+            _prefer_models(v)
+    elif isinstance(node, list):
+        for v in node:
+            _prefer_models(v)
+
+
+def llm_config_schema() -> dict[str, Any]:
+    """A catalog entry's schema: Ray Serve LLM's own ``LLMConfig`` (the installed Ray's), every field."""
+    import warnings
+
+    from ray.serve.llm import LLMConfig
+
+    from serve_apps.catalog import ModelEntry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # callback_config's default is a class, which JSON can't hold
+        s = _inline_refs(LLMConfig.model_json_schema())
+    _prefer_models(s)
+    s["description"] = " ".join(ModelEntry.__doc__.split())
+    return s
+
+
 def model_catalog_schema() -> dict[str, Any]:
     from serve_apps.catalog import ModelCatalog
 
     s = _inline_refs(ModelCatalog.model_json_schema())
+    s["properties"]["models"]["items"] = llm_config_schema()
     _restrict_accelerators(s, accelerator_names())
     return s
 

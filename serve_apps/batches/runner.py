@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from serve_apps.batches.models import Batch
+from serve_apps.catalog import ModelEntry
 
 Phase = Literal["pending", "running", "succeeded", "failed", "stopped", "missing"]
 # The batch job's exit codes (its CLI contract).
@@ -33,11 +34,11 @@ class BatchRunner(abc.ABC):
     kind: str = "base"
 
     @abc.abstractmethod
-    def engine(self, model_id: str, entry: Any) -> dict[str, Any]:
+    def engine(self, model_id: str, entry: ModelEntry) -> dict[str, Any]:
         """The job spec's ``engine`` block for a model of the catalog (``entry``: its ModelEntry)."""
 
     @abc.abstractmethod
-    def submit(self, batch: Batch, spec: dict[str, Any], entry: Any) -> None:
+    def submit(self, batch: Batch, spec: dict[str, Any], entry: ModelEntry) -> None:
         """Start the job run named ``batch.run_name``; nothing happens if it already exists."""
 
     @abc.abstractmethod

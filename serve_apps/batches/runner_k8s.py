@@ -20,6 +20,7 @@ from serve_apps.batches.config import KubernetesRunner
 from serve_apps.batches.models import Batch
 from serve_apps.batches.runner import BatchRunner, RunState
 from serve_apps.batches.store import LABEL_PART_OF
+from serve_apps.catalog import ModelEntry
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ def kube_clients() -> tuple[Any, Any]:
     return client.CoreV1Api(), client.CustomObjectsApi()
 
 
-def pool_of(cfg: KubernetesRunner, entry: Any) -> str:
-    pool = cfg.accelerator_type or getattr(entry, "accelerator_type", None)
+def pool_of(cfg: KubernetesRunner, entry: ModelEntry) -> str:
+    pool = cfg.accelerator_type or entry.accelerator
     if not pool:
         raise ValueError(
             f"model {entry.model_id!r} has no accelerator_type: set batches.kubernetes.accelerator_type "
@@ -85,12 +86,12 @@ def _container(name: str, cfg: KubernetesRunner, resources: dict[str, Any], moun
 
 
 def render_rayjob(
-    batch: Batch, spec_configmap: str, namespace: str, cfg: KubernetesRunner, entry: Any, storage_root: str
+    batch: Batch, spec_configmap: str, namespace: str, cfg: KubernetesRunner, entry: ModelEntry, storage_root: str
 ) -> dict[str, Any]:
     """The RayJob (ray.io/v1) for one batch."""
     pool = pool_of(cfg, entry)
     acc = load_catalog().get(pool)
-    gpus = int(getattr(entry, "gpus_per_replica", 1) or 1)
+    gpus = entry.gpus_per_replica
     labels = {
         **cfg.extra_labels,
         LABEL_PART_OF: "kuberay-llm",
@@ -181,16 +182,14 @@ class KubeRayRunner(BatchRunner):
         self.core = core_api
         self.custom = custom_api
 
-    def engine(self, model_id: str, entry: Any) -> dict[str, Any]:
-        kwargs = dict(getattr(entry, "engine_kwargs", {}) or {})
-        kwargs["tensor_parallel_size"] = getattr(entry, "tensor_parallel_size", 1)
-        kwargs["pipeline_parallel_size"] = getattr(entry, "pipeline_parallel_size", 1)
+    def engine(self, model_id: str, entry: ModelEntry) -> dict[str, Any]:
+        kwargs = entry.vllm_kwargs
         return {"kind": "vllm", "device": "gpu", "accelerator_type": pool_of(self.cfg, entry), "engine_kwargs": kwargs}
 
     def spec_configmap_name(self, batch: Batch) -> str:
         return f"{batch.run_name}-spec"[:63]
 
-    def submit(self, batch: Batch, spec: dict[str, Any], entry: Any) -> None:
+    def submit(self, batch: Batch, spec: dict[str, Any], entry: ModelEntry) -> None:
         from kubernetes.client.exceptions import ApiException
 
         labels = {**self.cfg.extra_labels, LABEL_PART_OF: "kuberay-llm", LABEL_BATCH: batch.id.replace("_", "-")}

@@ -27,6 +27,7 @@ from serve_apps.auth import read_api_keys
 from serve_apps.batches.config import LocalRunner
 from serve_apps.batches.models import Batch
 from serve_apps.batches.runner import BatchRunner, RunState
+from serve_apps.catalog import ModelEntry
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +91,9 @@ class LocalRayRunner(BatchRunner):
 
     # --- spec -----------------------------------------------------------------------------
 
-    def engine(self, model_id: str, entry: Any) -> dict[str, Any]:
+    def engine(self, model_id: str, entry: ModelEntry) -> dict[str, Any]:
         if self.cfg.engine == "vllm":
-            return {"kind": "vllm", "device": "auto", "engine_kwargs": dict(getattr(entry, "engine_kwargs", {}) or {})}
+            return {"kind": "vllm", "device": "auto", "engine_kwargs": entry.vllm_kwargs}
         if not self.cfg.http_url:
             raise RuntimeError("batches.local.http_url is not set (python -m serve_apps serve sets it)")
         return {
@@ -121,7 +122,7 @@ class LocalRayRunner(BatchRunner):
         except ValueError:
             return None
 
-    def submit(self, batch: Batch, spec: dict[str, Any], entry: Any) -> None:
+    def submit(self, batch: Batch, spec: dict[str, Any], entry: ModelEntry) -> None:
         import ray
 
         if self._actor(batch) is not None:

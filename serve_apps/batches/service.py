@@ -356,7 +356,7 @@ class BatchService:
             {
                 "name": batch.run_name,
                 "workload": {"name": "openai_batch"},
-                "model": {"source": entry.source, "served_name": batch.model},
+                "model": {"source": entry.model_source, "served_name": batch.model},
                 "input": {"path": source.path},
                 "output": {"path": batch.output_path},
                 "engine": self.runner.engine(batch.model, entry),

@@ -61,12 +61,16 @@ def expected_serving_groups(values: dict[str, Any]) -> dict[str, dict[str, Any]]
     out: dict[str, dict[str, Any]] = {}
     for m in catalog["models"]:
         pool = m.get("accelerator_type") or "cpu"
-        gpus = 0 if pool == "cpu" else gpus_per_engine(m)
+        gpus = 0 if pool == "cpu" else gpus_per_engine(m.get("engine_kwargs", {}))
         name = "cpu" if pool == "cpu" else f"{pool.lower()}-{gpus}gpu"
-        a = m.get("autoscaling", {})
+        # Ray Serve's reading of deployment_config: a fixed num_replicas, else autoscaling bounds (1, 1).
+        deployment = m.get("deployment_config", {})
+        fixed = deployment.get("num_replicas")
+        a = deployment.get("autoscaling_config", {})
+        low, high = (fixed, fixed) if isinstance(fixed, int) else (a.get("min_replicas", 1), a.get("max_replicas", 1))
         g = out.setdefault(name, {"pool": pool, "gpus": gpus, "min": 0, "max": 0})
-        g["min"] += a.get("min_replicas", 1)
-        g["max"] += a.get("max_replicas", 1)
+        g["min"] += low
+        g["max"] += high
     for g in out.values():
         o = values["serving"].get("workerGroups", {}).get(g["pool"], {})
         g["min"] = o.get("minReplicas", g["min"])

@@ -4,10 +4,12 @@ import pytest
 import yaml
 from chart_helpers import CHART
 
+from tests.support import llm_entry
+
 pytestmark = pytest.mark.charts
 
 CPU = CHART / "ci" / "cpu-local-values.yaml"
-L4_MODEL = {"model_id": "m", "accelerator_type": "L4"}
+L4_MODEL = llm_entry("m", "org/m", accelerator_type="L4")
 
 
 def _fails(render, values=None, files=(), sets=()):
@@ -22,8 +24,12 @@ def _fails(render, values=None, files=(), sets=()):
         ({"imagee": {"tag": "x"}}, "additional properties 'imagee' not allowed"),
         ({"image": {"tagg": "x"}}, "additional properties 'tagg' not allowed"),
         (
-            {"serving": {"catalog": {"models": [{"model_id": "m", "sourcee": "x"}]}}},
+            {"serving": {"catalog": {"models": [llm_entry("m", sourcee="x")]}}},
             "additional properties 'sourcee' not allowed",
+        ),
+        (
+            {"serving": {"catalog": {"models": [{"model_loading_config": {"model_id": "m", "source": "x"}}]}}},
+            "additional properties 'source' not allowed",
         ),
         (
             {"batchJobs": {"a": {"spec": {"output": {"path": "/o"}}, "workerz": {}}}},
@@ -42,7 +48,11 @@ def test_unknown_key(render, values, message):
 @pytest.mark.parametrize(
     ("values", "where"),
     [
-        ({"serving": {"catalog": {"models": [{**L4_MODEL, "autoscaling": {"min_replicas": -1}}]}}}, "min_replicas"),
+        (
+            {"serving": {"catalog": {"models": [{**L4_MODEL, "deployment_config": {"autoscaling_config": {"min_replicas": -1}}}]}}},
+            "min_replicas",
+        ),
+        ({"serving": {"catalog": {"models": [{**L4_MODEL, "deployment_config": {"num_replicas": 0}}]}}}, "num_replicas"),
         ({"serving": {"workerGroups": {"L4": {"minReplicas": -2}}}}, "minReplicas"),
         (
             {
@@ -68,7 +78,7 @@ def test_min_above_max(render):
 @pytest.mark.parametrize(
     "values",
     [
-        {"serving": {"catalog": {"models": [{"model_id": "m", "accelerator_type": "TPU-v9"}]}}},
+        {"serving": {"catalog": {"models": [llm_entry(accelerator_type="TPU-v9")]}}},
         {"accelerators": {"pools": {"TPU-v9": {"gpus": 1}}}},
         {"serving": {"workerGroups": {"TPU-v9": {"minReplicas": 1}}}},
         {"batchJobs": {"a": {"spec": {"output": {"path": "/o"}, "engine": {"accelerator_type": "TPU-v9"}}}}},
@@ -94,7 +104,7 @@ def test_unknown_accelerator_type_fails_the_template_without_schema(chart, rende
         values={
             "kuberay-operator": {"enabled": False},
             "image": {"repository": "registry.example.com/kuberay-llm"},
-            "serving": {"catalog": {"models": [{"model_id": "m", "source": "org/m", "accelerator_type": "TPU-v9"}]}},
+            "serving": {"catalog": {"models": [llm_entry("m", "org/m", accelerator_type="TPU-v9")]}},
         },
     )
     assert proc.returncode != 0
@@ -103,7 +113,7 @@ def test_unknown_accelerator_type_fails_the_template_without_schema(chart, rende
 
 
 def test_gpu_model_without_accelerator_type(render):
-    err = _fails(render, {"serving": {"catalog": {"models": [{"model_id": "m", "source": "org/m"}], "device": "gpu"}}})
+    err = _fails(render, {"serving": {"catalog": {"models": [llm_entry("m", "org/m")], "device": "gpu"}}})
     assert "needs an accelerator_type" in err
 
 
@@ -130,7 +140,7 @@ def test_latest_tag_refused(render):
             {
                 "serving": {
                     "directStreaming": True,
-                    "catalog": {"models": [{"model_id": "a", "source": "org/a"}, {"model_id": "b", "source": "org/b"}]},
+                    "catalog": {"models": [llm_entry("a", "org/a"), llm_entry("b", "org/b")]},
                 }
             },
             "serves exactly one model; serving.catalog.models has 2",
@@ -165,7 +175,8 @@ def test_default_serving_model_loads_on_a_gpu_pod(scenarios):
     """The chart's defaults (with an image) serve a Hugging Face model, not a builtin the GPU image lacks."""
     cfg = yaml.safe_load(scenarios["default"].one("RayService")["spec"]["serveConfigV2"])
     (model,) = cfg["applications"][0]["args"]["catalog"]["models"]
-    assert model["accelerator_type"] and "/" in model["source"] and not model["source"].startswith("builtin:")
+    source = model["model_loading_config"]["model_source"]
+    assert model["accelerator_type"] and "/" in source and not source.startswith("builtin:")
 
 
 BUILTIN = "builtin:smollm2-135m-instruct"
@@ -176,11 +187,11 @@ GPU_JOB = {"engine": {"device": "gpu", "accelerator_type": "L4"}, "output": {"pa
     ("values", "where"),
     [
         (
-            {"serving": {"catalog": {"models": [{"model_id": "m", "source": BUILTIN, "accelerator_type": "L4"}]}}},
+            {"serving": {"catalog": {"models": [llm_entry("m", BUILTIN, accelerator_type="L4")]}}},
             "serving.catalog.models[0] (m)",
         ),
-        # No source: the pydantic default (builtin SmolLM2) applies, and the chart knows it.
-        ({"serving": {"catalog": {"models": [{"model_id": "m", "accelerator_type": "L4"}]}}}, "serving.catalog"),
+        # No model_source: as in Ray, the model id is the source, here a builtin one.
+        ({"serving": {"catalog": {"models": [llm_entry(BUILTIN, accelerator_type="L4")]}}}, "serving.catalog"),
         ({"serving": {"enabled": False}, "batchJobs": {"a": {"spec": {**GPU_JOB, "model": {"source": BUILTIN}}}}}, "a"),
         ({"serving": {"enabled": False}, "batchJobs": {"a": {"spec": GPU_JOB}}}, "batchJobs.a.spec.model"),
     ],
@@ -194,7 +205,7 @@ def test_builtin_source_not_in_the_image_fails(render, values, where):
 def test_builtin_source_baked_into_the_image_renders(render):
     values = {
         "image": {"bakedModels": ["smollm2-135m-instruct"]},
-        "serving": {"catalog": {"models": [{"model_id": "m", "source": BUILTIN, "accelerator_type": "L4"}]}},
+        "serving": {"catalog": {"models": [llm_entry("m", BUILTIN, accelerator_type="L4")]}},
         "batchJobs": {"a": {"spec": {**GPU_JOB, "model": {"source": BUILTIN}}}},
     }
     proc = render(values=values, sets=["kuberay-operator.enabled=false"])
@@ -254,7 +265,7 @@ def test_engine_larger_than_a_node_fails(render):
         "accelerators": {"pools": {"L4": {"gpusPerNode": 1}}},
         "serving": {
             "catalog": {
-                "models": [{"model_id": "m", "source": "org/m", "accelerator_type": "L4", "tensor_parallel_size": 2}]
+                "models": [llm_entry("m", "org/m", accelerator_type="L4", engine_kwargs={"tensor_parallel_size": 2})]
             }
         },
     }

@@ -93,8 +93,15 @@ OPEN_ON_PURPOSE = {
     "results.accessModes",
     "batchApi.storage.pvc.accessModes",
     "global",
+    # A catalog entry's mappings that Ray's LLMConfig itself types as open (it validates some of them later,
+    # deployment_config with Serve's own model) or leaves open (accelerator_config's kinds).
     "serving.catalog.models.*.engine_kwargs",
     "serving.catalog.models.*.runtime_env",
+    "serving.catalog.models.*.accelerator_config",
+    "serving.catalog.models.*.placement_group_config",
+    "serving.catalog.models.*.deployment_config",
+    "serving.catalog.models.*.experimental_configs",
+    "serving.catalog.models.*.callback_config.callback_kwargs",
     "batchJobs.*.spec.engine.engine_kwargs",
     "batchJobs.*.spec.workload.options",
     "batchJobs.*.spec.sampling",
@@ -119,7 +126,11 @@ def test_schema_embeds_the_pydantic_models():
     schema = json.loads((CHART / "values.schema.json").read_text())
     catalog = schema["properties"]["serving"]["properties"]["catalog"]
     model = catalog["properties"]["models"]["items"]
-    assert set(model["properties"]) >= {"model_id", "source", "accelerator_type", "autoscaling", "engine_kwargs"}
+    from ray.serve.llm import LLMConfig
+
+    # A catalog entry is an LLMConfig: every field of Ray's model, and only those.
+    assert set(model["properties"]) == set(LLMConfig.model_fields)
+    assert model["additionalProperties"] is False
     spec = schema["properties"]["batchJobs"]["additionalProperties"]["properties"]["spec"]
     assert set(spec["properties"]) >= {"model", "engine", "workload", "sampling", "input", "output"}
     names = load_catalog().names()

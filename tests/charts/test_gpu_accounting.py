@@ -3,8 +3,9 @@
 The two sides come from different places on purpose:
 - requested: what the rendered custom resource asks Kubernetes for, summed over its worker groups
   (`maxReplicas` x the `nvidia.com/gpu` limit of the group's pod);
-- used: what the code that runs in the pods needs, from the rendered serveConfigV2 or job spec read by
-  the project's own models: `ModelEntry.gpus_per_replica` x `autoscaling.max_replicas` per served model,
+- used: what the code that runs in the pods needs, from the rendered serveConfigV2 or job spec: per served
+  model, the GPUs of the placement bundles Ray Serve LLM reserves for one replica x the most replicas Ray
+  Serve scales its deployment to (from the LLMConfig the app builds);
   `jobs.engine.gpus_per_engine` x `jobs.engine.max_replicas` per batch job (with the entrypoint's
   `--set` overrides applied as the jobs CLI applies them).
 Nothing here restates how the chart lays out groups, so any layout that wastes or lacks a GPU fails.
@@ -35,11 +36,28 @@ def requested_at_max_scale(cr: dict) -> int:
 
 
 def served_gpus_at_max_scale(service: dict) -> int:
+    from ray.serve.config import AutoscalingConfig
+
+    from serve_apps.app import build_llm_configs, resolve_mode
+
     (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
     catalog = ModelCatalog.model_validate(app["args"]["catalog"])
-    if catalog.device == "cpu":
+    if resolve_mode(catalog) == "cpu":
         return 0
-    return sum(m.gpus_per_replica * m.autoscaling.max_replicas for m in catalog.models if m.accelerator_type)
+    total = 0
+    for config in build_llm_configs(catalog, "gpu", provision=False):
+        if not config.accelerator_type:  # the chart puts it on the CPU pool
+            continue
+        gpus = sum(b.get("GPU", 0) for b in config.get_engine_config().placement_bundles)
+        deployment = config.deployment_config
+        fixed = deployment.get("num_replicas")
+        most = (
+            fixed
+            if isinstance(fixed, int)
+            else AutoscalingConfig(**deployment.get("autoscaling_config", {})).max_replicas
+        )
+        total += int(gpus) * most
+    return total
 
 
 def job_gpus_at_max_scale(job: dict, configmaps: list[dict]) -> int:

@@ -45,7 +45,7 @@ def served(scenarios):
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(builder(app.args), name=app.name, route_prefix=app.route_prefix)
-        model = app.args["catalog"]["models"][0]["model_id"]
+        model = app.args["catalog"]["models"][0]["model_loading_config"]["model_id"]
         yield {"url": f"http://127.0.0.1:{port}/v1", "model": model, "address": ray.get_runtime_context().gcs_address}
     finally:
         try:

@@ -129,13 +129,13 @@ def test_seed_jobs_run_a_model_a_gpu_pod_can_load(manifests):
     """The GPU image bakes no model: the seeds run the chart's default HF model, downloaded in the pod."""
     from hack.chartgen.manifests import default_gpu_model
 
-    model = default_gpu_model()
-    assert not model["source"].startswith("builtin:")
+    model = default_gpu_model()["model_loading_config"]
+    assert not model["model_source"].startswith("builtin:")
     for name, r in manifests.items():
         for job in r.kind("RayJob"):
             _, cm = _job(r, job["metadata"]["labels"]["kuberay-llm/job"])
             spec = yaml.safe_load(cm["data"]["job.yaml"])
-            assert spec["model"] == {"source": model["source"], "served_name": model["model_id"]}, name
+            assert spec["model"] == {"source": model["model_source"], "served_name": model["model_id"]}, name
 
 
 def _claim_holding(pod_spec, path):

@@ -544,9 +544,10 @@ set -e
 cat > /tmp/catalog.yaml <<'Y'
 device: cpu
 models:
-  - model_id: smollm2-135m-instruct
-    source: /opt/kuberay-llm/models/smollm2-135m-instruct
-    autoscaling: {min_replicas: 1, max_replicas: 1}
+  - model_loading_config:
+      model_id: smollm2-135m-instruct
+      model_source: /opt/kuberay-llm/models/smollm2-135m-instruct
+    deployment_config: {num_replicas: 1}
 Y
 python -m serve_apps serve --config /tmp/catalog.yaml --host 127.0.0.1 --port 18000 > /tmp/serve.log 2>&1 &
 python - <<'P'

@@ -148,10 +148,17 @@ class VllmServer:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real OpenAI-compatible vLLM server (CPU) on 127.0.0.1; yields its /v1 base URL."""
+def vllm_server_proc(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
+    """The session's real OpenAI-compatible vLLM server (CPU) on 127.0.0.1, one start for every job
+    module; test_jobs_endpoint kills it under running jobs and starts it again on the same port."""
     server = VllmServer(model_dir, tmp_path_factory.mktemp("vllm-server") / "server.log").start()
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def vllm_server(vllm_server_proc: VllmServer) -> str:
+    """The session server's /v1 base URL, up (started again if an earlier test left it down)."""
+    return vllm_server_proc.start().url

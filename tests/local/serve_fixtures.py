@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from llmkit.models import DEFAULT_MODEL
+from tests.support import free_port, llm_entry
 
 MODEL_A = "smollm2-135m-instruct"
 MODEL_B = "smollm2-b"
@@ -55,8 +56,8 @@ def test_catalog(key_file: Path) -> dict:
         "device": "cpu",
         "auth": {"enabled": True, "api_keys_env": KEYS_ENV_VAR, "api_keys_file": str(key_file)},
         "models": [
-            {"model_id": MODEL_A, "autoscaling": {"min_replicas": 1, "max_replicas": 1}},
-            {"model_id": MODEL_B, "autoscaling": {"min_replicas": 1, "max_replicas": 1}},
+            llm_entry(MODEL_A, DEFAULT_MODEL, deployment_config={"num_replicas": 1}),
+            llm_entry(MODEL_B, DEFAULT_MODEL, deployment_config={"autoscaling_config": {"min_replicas": 1}}),
         ],
     }
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +20,7 @@ from jobs import io
 from jobs.pipeline import JobFailed
 from jobs.spec import JobSpec
 from jobs.workloads.sentiment import LABELS
-from tests.local.jobs_fixtures import ROOT, Job, read_parts, wait_for_part
+from tests.local.jobs_fixtures import ROOT, read_parts
 from tests.support import assert_openai_batch_output
 
 pytestmark = [pytest.mark.local, pytest.mark.usefixtures("ray_local")]
@@ -104,15 +102,6 @@ def test_chat_answers_and_bad_rows_go_to_errors(tmp_path):
     assert (out / "_SUCCESS").exists() and not (out / "_LEASE").exists()
 
 
-def test_sentiment_in_the_job_engine(tmp_path):
-    out = tmp_path / "out"
-    summary = jobs.run(_spec(out, "sentiment"))
-    rows, errors = _results(out)
-    assert not errors and summary.rows_ok == len(rows) >= 3
-    assert {r["label"] for r in rows} <= set(LABELS)
-    assert all(r["label"] == r["generated_text"].strip() for r in rows)
-
-
 @pytest.mark.parametrize("workload", ["creative", "summarize", "context_qa"])
 def test_workload_on_sample_data(tmp_path, workload, vllm_server):
     out = tmp_path / "out"
@@ -159,44 +148,6 @@ def test_openai_batch_round_trip(tmp_path):
     }
     for e in errors:
         assert set(e) == {"id", "custom_id", "response", "error"} and e["response"] is None
-
-
-def test_resume_over_files_and_folders_after_a_real_kill(tmp_path, ray_local):
-    # 120 prompts spread over two folders and three files: the rerun gives each row exactly once.
-    prompts = [f"Write one sentence about the number {i}." for i in range(120)]
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b" / "nested").mkdir(parents=True)
-    files = [tmp_path / "a" / "one.txt", tmp_path / "a" / "two.jsonl", tmp_path / "b" / "nested" / "three.txt"]
-    files[0].write_text("\n".join(prompts[:40]) + "\n")
-    files[1].write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts[40:80]))
-    files[2].write_text("\n".join(prompts[80:]) + "\n")
-    out = tmp_path / "out"
-    config = tmp_path / "job.yaml"
-    config.write_text(
-        f"name: resume\ninput: {{path: [{tmp_path / 'a'}, {tmp_path / 'b'}]}}\n"
-        f"output: {{path: {out}, rows_per_file: 8, lease_ttl_s: 5}}\n"
-        "engine: {batch_size: 4, max_concurrent_batches: 2}\nsampling: {max_tokens: 24}\n"
-    )
-    env = {**os.environ, "RAY_ADDRESS": ray_local, "PYTHONPATH": str(ROOT)}
-    job = Job(config, env)
-    try:
-        wait_for_part(out, job)
-    finally:
-        job.kill()
-    first = {r["_row_id"] for r in read_parts(out, io.DATA_DIR)}
-    assert 0 < len(first) < len(prompts), "the kill must land mid-run"
-    assert not (out / "_SUCCESS").exists()
-
-    time.sleep(5)  # the killed run's lease expires (lease_ttl_s: 5); the rerun takes it over
-    summary = jobs.run(JobSpec.from_yaml(config))
-    rows = read_parts(out, io.DATA_DIR)
-    ids = sorted(r["_row_id"] for r in rows)
-    expected = sorted(f"{f}:{i}" for f in files for i in range(40))
-    assert ids == expected  # each row exactly once
-    assert sorted(r["prompt"] for r in rows) == sorted(prompts)
-    assert summary.run["rows_skipped_resumed"] == len(first)
-    assert summary.run["rows_ok"] == len(prompts) - len(first)
-    assert summary.rows_ok == len(prompts) and summary.rows_failed == 0
 
 
 def test_a_new_file_in_the_input_folder_runs_only_its_rows(tmp_path, vllm_server):

@@ -1,11 +1,11 @@
-"""Jobs that meet the real world: object storage, a second run on the same output, a dying engine."""
+"""Jobs that meet the real world: object storage, a killed job resumed while a second run is refused,
+a dying engine."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 import jobs
 from jobs import io
 from jobs.spec import JobSpec
+from jobs.workloads.sentiment import LABELS
 from tests.local.jobs_fixtures import ROOT, Job, read_parts, wait_for_part
 
 pytestmark = [pytest.mark.local, pytest.mark.usefixtures("ray_local")]
@@ -46,17 +47,27 @@ def test_a_job_reads_and_writes_s3_and_resumes_there(s3, vllm_server):
     assert again.rows_failed_by_code == {"invalid_json": 1}
 
 
-def test_a_second_run_on_the_same_output_is_refused_and_a_dead_ones_lease_is_taken_over(
+def test_a_killed_job_resumes_over_files_and_folders_and_a_second_run_meanwhile_is_refused(
     tmp_path, ray_local, vllm_server
 ):
-    src = tmp_path / "in.txt"
-    src.write_text("".join(f"Count to {i}.\n" for i in range(40)))
+    """A second run on a running job's output is refused; the running one is killed for real (SIGKILL,
+    mid-run); once its lease has expired, a rerun takes it over and gives each row exactly once, over
+    two folders and three files. The engine is the session's vLLM server: resuming happens before
+    the engine stage, so the engine kind does not matter here (a dying in-job engine is below)."""
+    prompts = [f"Write one sentence about the number {i}." for i in range(120)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b" / "nested").mkdir(parents=True)
+    files = [tmp_path / "a" / "one.txt", tmp_path / "a" / "two.jsonl", tmp_path / "b" / "nested" / "three.txt"]
+    files[0].write_text("\n".join(prompts[:40]) + "\n")
+    files[1].write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts[40:80]))
+    files[2].write_text("\n".join(prompts[80:]) + "\n")
     out = tmp_path / "out"
     config = tmp_path / "job.yaml"
     config.write_text(
-        f"name: lease\ninput: {{path: {src}}}\noutput: {{path: {out}, rows_per_file: 4, lease_ttl_s: 5}}\n"
-        f"engine: {{kind: http, batch_size: 2, http: {{url: '{vllm_server}', model: smollm2}}}}\n"
-        "sampling: {max_tokens: 16}\n"
+        f"name: resume\ninput: {{path: [{tmp_path / 'a'}, {tmp_path / 'b'}]}}\n"
+        f"output: {{path: {out}, rows_per_file: 8, lease_ttl_s: 5}}\n"
+        f"engine: {{kind: http, batch_size: 4, max_concurrent_batches: 2, http: {{url: '{vllm_server}', model: smollm2}}}}\n"
+        "sampling: {max_tokens: 24}\n"
     )
     env = {**os.environ, "RAY_ADDRESS": ray_local, "PYTHONPATH": str(ROOT)}
     first = Job(config, env)
@@ -68,39 +79,56 @@ def test_a_second_run_on_the_same_output_is_refused_and_a_dead_ones_lease_is_tak
         rc, err = Job(config, env).wait(300)
         assert rc == 2
         assert err.strip().count("\n") == 0 and "Traceback" not in err, err
-        assert "output is in use by job 'lease'" in err, err
+        assert "output is in use by job 'resume'" in err, err
+        wait_for_part(out, first)
     finally:
         first.kill()
+    killed = {r["_row_id"] for r in read_parts(out, io.DATA_DIR)}
+    assert 0 < len(killed) < len(prompts), "the kill must land mid-run"
+    assert not (out / "_SUCCESS").exists()
+
     # The killed run's heartbeat stops; once its TTL has passed, a new run takes over and finishes.
     time.sleep(5)
     summary = jobs.run(JobSpec.from_yaml(config))
-    ids = sorted(r["_row_id"] for r in read_parts(out, io.DATA_DIR))
-    assert ids == sorted(f"{src}:{i}" for i in range(40)) and summary.rows_ok == 40
+    rows = read_parts(out, io.DATA_DIR)
+    ids = sorted(r["_row_id"] for r in rows)
+    expected = sorted(f"{f}:{i}" for f in files for i in range(40))
+    assert ids == expected  # each row exactly once
+    assert sorted(r["prompt"] for r in rows) == sorted(prompts)
+    assert summary.run["rows_skipped_resumed"] == len(killed)
+    assert summary.run["rows_ok"] == len(prompts) - len(killed)
+    assert summary.rows_ok == len(prompts) and summary.rows_failed == 0
 
 
-def _engine_cores() -> list[int]:
-    found = subprocess.run(["pgrep", "-f", "VLLM::EngineCore"], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in found]
+def _engine_cores() -> set[int]:
+    """The vLLM engine processes under this test session (the local Ray cluster is its child), none of
+    another user's on the same machine."""
+    import psutil
+
+    return {p.pid for p in psutil.Process().children(recursive=True) if "VLLM::EngineCore" in " ".join(p.cmdline())}
 
 
 def test_a_dying_engine_does_not_kill_the_job(tmp_path, ray_local):
-    """SIGKILL the vLLM engine process mid-run: the actor is restarted, and each row lands once."""
-    prompts = [f"Write one sentence about the number {i}." for i in range(80)]
-    src = tmp_path / "in.txt"
-    src.write_text("\n".join(prompts) + "\n")
+    """SIGKILL the vLLM engine process mid-run: the actor is restarted, and each row lands once.
+
+    The job is the sentiment workload, whose guided decoding (a choice of labels) the in-job engine
+    must honour before and after the restart."""
+    posts = [f"Post {i}: {('I love this', 'This is awful', 'It opens at nine')[i % 3]}." for i in range(120)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": p}) + "\n" for p in posts))
     out = tmp_path / "out"
     config = tmp_path / "job.yaml"
     config.write_text(
-        f"name: dying\ninput: {{path: {src}}}\noutput: {{path: {out}, rows_per_file: 4}}\n"
-        "engine: {batch_size: 4, max_concurrent_batches: 2}\nsampling: {max_tokens: 24}\n"
+        f"name: dying\nworkload: {{name: sentiment}}\ninput: {{path: {src}}}\n"
+        f"output: {{path: {out}, rows_per_file: 4}}\nengine: {{batch_size: 4, max_concurrent_batches: 2}}\n"
     )
     env = {**os.environ, "RAY_ADDRESS": ray_local, "PYTHONPATH": str(ROOT)}
-    before = set(_engine_cores())
+    before = _engine_cores()
     job = Job(config, env)
     killed = []
     try:
         wait_for_part(out, job)
-        for pid in set(_engine_cores()) - before:
+        for pid in _engine_cores() - before:
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
         assert killed, "no engine process of this job was found"
@@ -109,7 +137,9 @@ def test_a_dying_engine_does_not_kill_the_job(tmp_path, ray_local):
         job.kill()
     assert rc == 0, err[-3000:]
     rows = read_parts(out, io.DATA_DIR)
-    assert sorted(r["_row_id"] for r in rows) == sorted(f"{src}:{i}" for i in range(len(prompts)))
+    assert sorted(r["_row_id"] for r in rows) == sorted(f"{src}:{i}" for i in range(len(posts)))
     assert not read_parts(out, io.ERRORS_DIR)
+    assert {r["label"] for r in rows} <= set(LABELS)
+    assert all(r["label"] == r["generated_text"].strip() for r in rows)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["rows_ok"] == len(prompts) and summary["status"] == "succeeded"
+    assert summary["rows_ok"] == len(posts) and summary["status"] == "succeeded"

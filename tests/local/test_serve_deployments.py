@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import pytest
 
+from llmkit.models import DEFAULT_MODEL
 from serve_apps.app import build_app
+from tests.support import llm_entry
 
 pytestmark = pytest.mark.local
 
 GPU_CATALOG = {
     "models": [
-        {"model_id": "big", "source": "s3://bucket/llama-70b", "accelerator_type": "H100", "tensor_parallel_size": 4},
-        {"model_id": "small", "source": "Qwen/Qwen2.5-1.5B-Instruct", "accelerator_type": "L4"},
+        llm_entry("big", "s3://bucket/llama-70b", accelerator_type="H100", engine_kwargs={"tensor_parallel_size": 4}),
+        llm_entry("small", "Qwen/Qwen2.5-1.5B-Instruct", accelerator_type="L4"),
     ]
 }
 
@@ -58,7 +60,7 @@ def test_ingress_needs_no_cpu(ray_up) -> None:
 
 
 def test_cpu_catalog_deployments_need_no_gpu(ray_up) -> None:
-    app = build_app({"catalog": {"device": "cpu", "models": [{"model_id": "m"}]}})
+    app = build_app({"catalog": {"device": "cpu", "models": [llm_entry("m", DEFAULT_MODEL)]}})
     bundles = _llm_deployments(app)["m"]._replica_config.placement_group_bundles
     assert bundles and all(b.get("GPU", 0) == 0 for b in bundles)
     assert not any(k.startswith("accelerator_type:") for b in bundles for k in b)

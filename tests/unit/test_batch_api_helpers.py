@@ -12,6 +12,7 @@ from serve_apps.batches.runner import BatchRunner, RunState
 from serve_apps.batches.service import BatchService
 from serve_apps.batches.store import Blobs, FolderState
 from serve_apps.catalog import ModelEntry
+from tests.support import llm_entry
 
 MODEL = "smollm2-135m-instruct"
 
@@ -62,7 +63,7 @@ class FakeRunner(BatchRunner):
 def make_service(root: Path, runner: BatchRunner | None = None, **cfg: Any) -> BatchService:
     config = BatchesConfig(enabled=True, storage_root=str(root), **{"retry_delay_s": 0, **cfg})
     blobs = Blobs(config.storage_root)
-    models = {MODEL: ModelEntry(model_id=MODEL)}
+    models = {MODEL: ModelEntry(**llm_entry(MODEL))}
     return BatchService(config, models, FolderState(root / "state"), blobs, runner or FakeRunner())
 
 

@@ -27,7 +27,7 @@ from serve_apps.batches.runner_k8s import RBAC_RULES, KubeRayRunner, render_rayj
 from serve_apps.batches.service import BatchService, owner_of  # noqa: E402
 from serve_apps.batches.store import Blobs, ConfigMapState  # noqa: E402
 from serve_apps.catalog import ModelEntry  # noqa: E402
-from tests.support import fake_batch  # noqa: E402
+from tests.support import fake_batch, llm_entry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = Path(os.environ.get("KUBERAY_CRDS_DIR", ROOT.parent / "shared" / "kuberay-crds" / "v1.7.0"))
@@ -72,8 +72,8 @@ def crd_errors(doc: dict) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in rayjob_validator().iter_errors(doc)]
 
 
-def entry(**kw: Any) -> ModelEntry:
-    return ModelEntry(model_id=MODEL, source="s3://models/llama", accelerator_type="L4", **kw)
+def entry(**engine_kwargs: Any) -> ModelEntry:
+    return ModelEntry(**llm_entry(MODEL, "s3://models/llama", accelerator_type="L4", engine_kwargs=engine_kwargs))
 
 
 @pytest.mark.parametrize(
@@ -121,9 +121,9 @@ def test_the_strict_check_catches_a_typo() -> None:
 
 def test_a_model_without_a_pool_needs_one_configured() -> None:
     with pytest.raises(ValueError, match="accelerator_type"):
-        render_rayjob(fake_batch(), "cm", NS, KubernetesRunner(), ModelEntry(model_id="m"), "s3://b")
+        render_rayjob(fake_batch(), "cm", NS, KubernetesRunner(), ModelEntry(**llm_entry()), "s3://b")
     doc = render_rayjob(
-        fake_batch(), "cm", NS, KubernetesRunner(accelerator_type="A10G"), ModelEntry(model_id="m"), "s3://b"
+        fake_batch(), "cm", NS, KubernetesRunner(accelerator_type="A10G"), ModelEntry(**llm_entry()), "s3://b"
     )
     assert crd_errors(doc) == []
 

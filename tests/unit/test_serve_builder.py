@@ -9,6 +9,7 @@ import pytest
 from llmkit.config import ConfigError
 from serve_apps.app import CPU_ENGINE_DEFAULTS, build_llm_configs, llm_config_dict, resolve_mode
 from serve_apps.catalog import ModelCatalog
+from tests.support import llm_entry
 
 EXAMPLES = Path(__file__).parents[2] / "serve_apps" / "examples"
 
@@ -19,7 +20,7 @@ def catalog(**kw) -> ModelCatalog:
 
 def test_cpu_mode_engine_defaults_and_overrides(monkeypatch) -> None:
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
-    c = catalog(device="cpu", models=[{"model_id": "m", "source": "org/m", "engine_kwargs": {"max_model_len": 512}}])
+    c = catalog(device="cpu", models=[llm_entry("m", "org/m", engine_kwargs={"max_model_len": 512})])
     (cfg,) = build_llm_configs(c)
     assert cfg.accelerator_config.kind == "cpu"
     assert cfg.accelerator_type is None
@@ -33,24 +34,24 @@ def test_cpu_mode_engine_defaults_and_overrides(monkeypatch) -> None:
 
 def test_cpu_mode_env_from_environment_and_entry(monkeypatch) -> None:
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "3")
-    c = catalog(device="cpu", models=[{"model_id": "a", "source": "org/m"}])
+    c = catalog(device="cpu", models=[llm_entry("a", "org/m")])
     assert llm_config_dict(c.models[0], "cpu")["runtime_env"]["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "3"
     c = catalog(
         device="cpu",
-        models=[{"model_id": "a", "source": "org/m", "runtime_env": {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "5"}}}],
+        models=[llm_entry("a", "org/m", runtime_env={"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "5"}})],
     )
     assert llm_config_dict(c.models[0], "cpu")["runtime_env"]["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "5"
 
 
 def test_cpu_mode_ignores_accelerator_type() -> None:
-    c = catalog(device="cpu", models=[{"model_id": "m", "source": "org/m", "accelerator_type": "L4"}])
+    c = catalog(device="cpu", models=[llm_entry("m", "org/m", accelerator_type="L4")])
     (cfg,) = build_llm_configs(c)
     assert cfg.accelerator_type is None and cfg.accelerator_config.kind == "cpu"
 
 
 @pytest.mark.parametrize("accel", ["T4", "L4", "A10G", "L40S", "A100", "A100-80G", "H100", "H200"])
 def test_gpu_accelerator_types_become_ray_resources(accel: str) -> None:
-    c = catalog(models=[{"model_id": "m", "source": "org/m", "accelerator_type": accel, "tensor_parallel_size": 2}])
+    c = catalog(models=[llm_entry("m", "org/m", accelerator_type=accel, engine_kwargs={"tensor_parallel_size": 2})])
     (cfg,) = build_llm_configs(c)
     assert cfg.accelerator_type == accel
     assert cfg.accelerator_config.kind == "gpu"
@@ -80,16 +81,18 @@ def test_autoscaling_mapping_allows_scale_to_zero() -> None:
     c = catalog(
         device="gpu",
         models=[
-            {
-                "model_id": "m",
-                "source": "org/m",
-                "autoscaling": {
-                    "min_replicas": 0,
-                    "max_replicas": 3,
-                    "initial_replicas": 1,
-                    "target_ongoing_requests": 8,
+            llm_entry(
+                "m",
+                "org/m",
+                deployment_config={
+                    "autoscaling_config": {
+                        "min_replicas": 0,
+                        "max_replicas": 3,
+                        "initial_replicas": 1,
+                        "target_ongoing_requests": 8,
+                    }
                 },
-            }
+            )
         ],
     )
     (cfg,) = build_llm_configs(c)
@@ -109,14 +112,14 @@ def test_lora_mapping() -> None:
 
 
 def test_builtin_source_resolves_to_the_cached_weights() -> None:
-    c = catalog(device="cpu", models=[{"model_id": "m"}])
+    c = catalog(device="cpu", models=[llm_entry("m", "builtin:smollm2-135m-instruct")])
     (cfg,) = build_llm_configs(c)
     source = Path(cfg.model_loading_config.model_source)
     assert (source / "config.json").is_file()
 
 
 def test_unknown_engine_kwarg_is_a_config_error() -> None:
-    c = catalog(device="cpu", models=[{"model_id": "m", "source": "org/m", "engine_kwargs": {"no_such_arg": 1}}])
+    c = catalog(device="cpu", models=[llm_entry("m", "org/m", engine_kwargs={"no_such_arg": 1})])
     with pytest.raises(ConfigError, match="no_such_arg"):
         build_llm_configs(c)
 
@@ -124,11 +127,11 @@ def test_unknown_engine_kwarg_is_a_config_error() -> None:
 def test_device_auto(monkeypatch) -> None:
     # No GPU visible to this process (CUDA_VISIBLE_DEVICES="" hides any), no Ray cluster with GPUs.
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert resolve_mode(catalog(models=[{"model_id": "m"}])) == "cpu"
+    assert resolve_mode(catalog(models=[llm_entry()])) == "cpu"
     # Naming an accelerator type means gpu (its pool may be at zero nodes), unless cpu is asked for.
-    assert resolve_mode(catalog(models=[{"model_id": "m", "accelerator_type": "L4"}])) == "gpu"
-    assert resolve_mode(catalog(device="cpu", models=[{"model_id": "m", "accelerator_type": "L4"}])) == "cpu"
-    assert resolve_mode(catalog(device="gpu", models=[{"model_id": "m"}])) == "gpu"
+    assert resolve_mode(catalog(models=[llm_entry(accelerator_type="L4")])) == "gpu"
+    assert resolve_mode(catalog(device="cpu", models=[llm_entry(accelerator_type="L4")])) == "cpu"
+    assert resolve_mode(catalog(device="gpu", models=[llm_entry()])) == "gpu"
 
 
 @pytest.fixture
@@ -146,13 +149,13 @@ def test_direct_streaming_serves_one_model_without_our_ingress(monkeypatch, no_r
     from serve_apps.app import DIRECT_STREAMING_ENV, build_app
 
     monkeypatch.setenv(DIRECT_STREAMING_ENV, "1")
-    two = {"device": "cpu", "models": [{"model_id": "a", "source": "org/m"}, {"model_id": "b", "source": "org/m"}]}
+    two = {"device": "cpu", "models": [llm_entry("a", "org/m"), llm_entry("b", "org/m")]}
     with pytest.raises(ConfigError, match="exactly one model; the catalog has 2"):
         build_app({"catalog": two})
-    keyed = {"device": "cpu", "models": [{"model_id": "a", "source": "org/m"}], "auth": {"enabled": True}}
+    keyed = {"device": "cpu", "models": [llm_entry("a", "org/m")], "auth": {"enabled": True}}
     with pytest.raises(ConfigError, match="auth.enabled must be false"):
         build_app({"catalog": keyed})
-    one = {"device": "cpu", "models": [{"model_id": "a", "source": "org/m"}]}
+    one = {"device": "cpu", "models": [llm_entry("a", "org/m")]}
     app = build_app({"catalog": one})
     # Ray builds it (direct streaming proper needs the variable in Ray's own processes too).
     assert type(app).__name__ == "Application"

@@ -53,7 +53,7 @@ model has a GPU pool for its batch jobs (the Kubernetes runner runs vLLM on a GP
 {{- else }}
 {{- range $i, $m := .Values.serving.catalog.models }}
 {{- if not $m.accelerator_type }}
-{{- fail (printf "batchApi: serving.catalog.models[%d] (%s) has no accelerator_type, and batch jobs run vLLM on a GPU pool; set batchApi.acceleratorType" $i $m.model_id) }}
+{{- fail (printf "batchApi: serving.catalog.models[%d] (%s) has no accelerator_type, and batch jobs run vLLM on a GPU pool; set batchApi.acceleratorType" $i (dig "model_loading_config" "model_id" "" $m)) }}
 {{- end }}
 {{- end }}
 {{- end }}

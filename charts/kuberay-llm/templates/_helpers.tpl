@@ -346,6 +346,34 @@ autoscalerOptions:
 {{- end }}
 
 {{/*
+Replica bounds of one catalog entry, as Ray Serve reads its LLMConfig `deployment_config`: a fixed
+`num_replicas`, or `autoscaling_config` min/max (Serve's defaults: 1 and 1). `num_replicas: auto` must
+state `autoscaling_config.max_replicas`, since it sizes the worker group (Serve's own default is 100).
+Args: (dict "deployment" $deploymentConfig "where" $where). Output: YAML {min, max}.
+*/}}
+{{- define "kuberay-llm.replicaBounds" -}}
+{{- $d := .deployment }}
+{{- $a := default dict $d.autoscaling_config }}
+{{- $n := $d.num_replicas }}
+{{- if and (hasKey $d "num_replicas") (not (kindIs "string" $n)) }}
+{{- if lt (int $n) 1 }}{{ fail (printf "%s: deployment_config.num_replicas must be >= 1, got %d" .where (int $n)) }}{{ end }}
+min: {{ int $n }}
+max: {{ int $n }}
+{{- else }}
+{{- if and (eq (toString $n) "auto") (not (hasKey $a "max_replicas")) }}
+{{- fail (printf "%s: deployment_config.num_replicas auto needs autoscaling_config.max_replicas, which sizes the worker group" .where) }}
+{{- end }}
+{{- $min := int (ternary $a.min_replicas 1 (hasKey $a "min_replicas")) }}
+{{- $max := int (ternary $a.max_replicas 1 (hasKey $a "max_replicas")) }}
+{{- if lt $min 0 }}{{ fail (printf "%s: deployment_config.autoscaling_config.min_replicas must be >= 0, got %d" .where $min) }}{{ end }}
+{{- if lt $max 1 }}{{ fail (printf "%s: deployment_config.autoscaling_config.max_replicas must be >= 1, got %d" .where $max) }}{{ end }}
+{{- if gt $min $max }}{{ fail (printf "%s: deployment_config.autoscaling_config.min_replicas (%d) > max_replicas (%d)" .where $min $max) }}{{ end }}
+min: {{ $min }}
+max: {{ $max }}
+{{- end }}
+{{- end }}
+
+{{/*
 Worker groups of the RayService: one per accelerator type and GPUs per replica named in the catalog
 (models sharing both share the group, whose bounds are the sum of theirs), or the CPU pool for
 models without a type in cpu mode. Each pod holds one replica's GPUs.
@@ -357,24 +385,24 @@ Output: YAML list of groups.
 {{- $device := default "auto" $catalog.device }}
 {{- $groups := dict }}
 {{- range $i, $m := $catalog.models }}
-{{- $where := printf "serving.catalog.models[%d] (%s)" $i $m.model_id }}
+{{- $where := printf "serving.catalog.models[%d] (%s)" $i (dig "model_loading_config" "model_id" "" $m) }}
 {{- $pool := "" }}
 {{- $gpus := 0 }}
 {{- if $m.accelerator_type }}
 {{- $pool = $m.accelerator_type }}
 {{- include "kuberay-llm.checkAccelerator" (list $root $pool $where) }}
 {{- if eq $device "cpu" }}{{ fail (printf "%s: names accelerator_type %q but the catalog's device is cpu" $where $pool) }}{{ end }}
-{{- $gpus = include "kuberay-llm.engineGpus" $m | int }}
+{{- $gpus = include "kuberay-llm.engineGpus" (default dict $m.engine_kwargs) | int }}
 {{- else if eq $device "gpu" }}
 {{- fail (printf "%s: needs an accelerator_type from the accelerator catalog to get a GPU worker group (device: gpu)" $where) }}
 {{- else }}
 {{- $pool = "cpu" }}
 {{- end }}
-{{- $a := default dict $m.autoscaling }}
+{{- $bounds := include "kuberay-llm.replicaBounds" (dict "deployment" (default dict $m.deployment_config) "where" $where) | fromYaml }}
 {{- $key := printf "%s/%03d" $pool $gpus }}
 {{- $g := default (dict "pool" $pool "gpus" $gpus "min" 0 "max" 0 "where" $where) (get $groups $key) }}
-{{- $_ := set $g "min" (add $g.min (int (ternary 1 $a.min_replicas (not (hasKey $a "min_replicas"))))) }}
-{{- $_ = set $g "max" (add $g.max (int (default 1 $a.max_replicas))) }}
+{{- $_ := set $g "min" (add $g.min (int $bounds.min)) }}
+{{- $_ = set $g "max" (add $g.max (int $bounds.max)) }}
 {{- $_ = set $groups $key $g }}
 {{- end }}
 {{- range $key := keys $groups | sortAlpha }}
