@@ -7,7 +7,8 @@
   ConfigMap, with local overrides appended as `--set` (CPU, bundled sample input, 2 rows, 8 tokens,
   a temporary output folder). To keep to ONE engine start-up on this small machine, the jobs send their
   rows to the Serve deployment above (engine.kind=http, engine.http.url=...) and share its Ray cluster;
-  the jobs' in-process vLLM path is covered by tests/local.
+  the jobs' in-process vLLM path is covered by tests/local. One Python process runs the entrypoints in
+  turn, each as `python -m jobs` does (`jobs.__main__.main(args)`), paying imports and Ray workers once.
 """
 
 from __future__ import annotations
@@ -77,8 +78,29 @@ def _rendered_jobs(all_rendered):
             yield f"{name}:{job_name}", job, cm
 
 
+# `python -m jobs ARGS` is `sys.exit(jobs.__main__.main(ARGS))`: one process runs every rendered entrypoint
+# that way, in turn, so the imports, the Ray connection and Ray's worker processes are paid once, not per job.
+_RUN_ENTRYPOINTS = """
+import json, sys, traceback
+from jobs.__main__ import main
+
+results = []
+for label, args in json.loads(sys.argv[1]):
+    print(f"=== {label}", file=sys.stderr, flush=True)
+    try:
+        rc = main(args)
+    except SystemExit as e:
+        rc = e.code
+    except Exception:
+        rc = traceback.format_exc()
+    results.append(rc)
+with open(sys.argv[2], "w") as f:
+    json.dump(results, f)
+"""
+
+
 def test_every_rendered_job_runs(served, all_rendered, tmp_path):
-    ran = []
+    runs = []
     for label, job, cm in _rendered_jobs(all_rendered):
         work = tmp_path / label.replace("/", "_").replace(":", "_")
         work.mkdir()
@@ -86,7 +108,6 @@ def test_every_rendered_job_runs(served, all_rendered, tmp_path):
         spec_file.write_text(cm["data"]["job.yaml"])
         argv = shlex.split(job["spec"]["entrypoint"])
         assert argv[:3] == ["python", "-m", "jobs"]
-        argv = [sys.executable, *argv[1:]]
         argv[argv.index("/etc/kuberay-llm/job.yaml")] = str(spec_file)
         local = [
             "engine.kind=http",
@@ -105,11 +126,25 @@ def test_every_rendered_job_runs(served, all_rendered, tmp_path):
         ]
         for item in local:
             argv += ["--set", item]
-        env = {**os.environ, "RAY_ADDRESS": served["address"]}
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900, check=False)
-        assert proc.returncode == 0, f"{label}: {' '.join(argv)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        summary = json.loads((work / "out" / "summary.json").read_text())
+        runs.append((label, argv, work))
+    assert len(runs) >= 7, [label for label, _, _ in runs]
+
+    results = tmp_path / "results.json"
+    todo = json.dumps([(label, argv[3:]) for label, argv, _ in runs])
+    env = {**os.environ, "RAY_ADDRESS": served["address"]}
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN_ENTRYPOINTS, todo, str(results)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0 and results.exists(), f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    codes = json.loads(results.read_text())
+    failed = [f"{label}: {shlex.join(argv)}\n{rc}" for (label, argv, _), rc in zip(runs, codes, strict=True) if rc != 0]
+    assert not failed, "\n".join(failed) + f"\n{proc.stderr[-5000:]}"
+    for label, _, work in runs:
+        json.loads((work / "out" / "summary.json").read_text())
         assert (work / "out" / "_SUCCESS").exists(), label
         assert list((work / "out" / "data").iterdir()), f"{label}: no output parts"
-        ran.append((label, summary))
-    assert len(ran) >= 7, [label for label, _ in ran]
