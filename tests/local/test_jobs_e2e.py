@@ -49,6 +49,9 @@ def _results(out: Path | str) -> tuple[list[dict], list[dict]]:
 def test_chat_answers_and_bad_rows_go_to_errors(tmp_path):
     src = tmp_path / "questions.jsonl"
     good = [json.loads(line) for line in (ROOT / "jobs/data/chat.jsonl").read_text().splitlines()]
+    # A row's own sampling parameters reach vLLM's SamplingParams in the job (as OpenAI Batch bodies do).
+    sampled = {"temperature": 0.7, "seed": 7, "max_tokens": 6}
+    good.append({"id": "sampled", "prompt": "Tell me a long story about a cat.", "sampling_params": sampled})
     long_prompt = "Repeat after me: " + "lorem ipsum dolor sit amet " * 200
     src.write_text(
         "".join(json.dumps(r) + "\n" for r in good)
@@ -79,6 +82,7 @@ def test_chat_answers_and_bad_rows_go_to_errors(tmp_path):
         assert r["_row_id"] == f"{src}:{r['_line']}"  # file and position
     assert "4" in answers["q2"]["generated_text"] or "four" in answers["q2"]["generated_text"].lower()
     assert "Paris" in answers["q1"]["generated_text"]
+    assert answers["sampled"]["num_generated_tokens"] <= 6 and answers["sampled"]["finish_reason"] == "length"
 
     by_code = {e["error_code"]: e for e in errors}
     assert set(by_code) == {"invalid_json", "missing_field", "inference_error"}, errors
@@ -127,7 +131,7 @@ def test_workload_on_sample_data(tmp_path, workload, vllm_server):
         assert sorted(r["_line"] for r in rows) == list(range(len(rows)))  # DataFrame rows by position
 
 
-def test_openai_batch_round_trip(tmp_path):
+def test_openai_batch_round_trip(tmp_path, vllm_server):
     src = tmp_path / "batch.jsonl"
     lines = (ROOT / "jobs/data/openai_batch.jsonl").read_text().splitlines()
     requests = [json.loads(line) for line in lines]
@@ -135,7 +139,10 @@ def test_openai_batch_round_trip(tmp_path):
     duplicate = {**requests[1]}
     src.write_text("\n".join(lines + [json.dumps(bad_url), "not json at all", json.dumps(duplicate)]) + "\n")
     out = tmp_path / "out"
-    jobs.run(_spec(out, "openai_batch", input={"path": str(src)}, errors={"max_error_fraction": 0.5}))
+    spec = _spec(
+        out, "openai_batch", input={"path": str(src)}, engine=_http(vllm_server), errors={"max_error_fraction": 0.5}
+    )
+    jobs.run(spec)
 
     output = [json.loads(line) for line in (out / "output.jsonl").read_text().splitlines()]
     assert_openai_batch_output(output, requests)
