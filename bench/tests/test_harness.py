@@ -20,7 +20,7 @@ from bench.prompts import load_tokenizer, make_rows, templated_token_ids
 
 
 # The modules this file does not import already (they run on the GPU machine; here they must import).
-@pytest.mark.parametrize("module", ["bench.raw_vllm", "bench.serve_ours", "bench.anchor_pipeline"])
+@pytest.mark.parametrize("module", ["bench.raw_vllm", "bench.serve_ours", "bench.anchor_pipeline", "bench.row_probe"])
 def test_modules_import(module):
     importlib.import_module(module)
 
@@ -85,9 +85,8 @@ def test_serve_catalog_is_valid_for_serve_apps(tiny_model):
     ModelCatalog.from_dict(
         {
             "models": [
-                {
-                    "model_id": serve_bench.MODEL_ID,
-                    "source": str(tiny_model),
+                {  # as bench.serve_bench.start_server writes it (LLMConfig's fields, 82cd1a4)
+                    "model_loading_config": {"model_id": serve_bench.MODEL_ID, "model_source": str(tiny_model)},
                     "engine_kwargs": {"load_format": "dummy", "seed": 0},
                 }
             ],
@@ -374,6 +373,17 @@ def test_scale_rows_words_and_shards(tmp_path):
     scale_bench.write_rows(tmp_path / "again", 25, 5, 0, 10)
     assert (tmp_path / "again" / "part-00000.jsonl").read_text() == first  # seeded
     assert not list((tmp_path / "rows").glob("*.json"))  # nothing but rows where the readers look
+
+
+def test_row_probe_ids_are_the_scale_rows(tiny_model, tmp_path):
+    from bench.row_probe import make_ids
+
+    ids, _ = make_ids(str(tiny_model), 25, 5, 0, rows_per_file=10)
+    scale_bench.write_rows(tmp_path / "rows", 25, 5, 0, 10)
+    files = sorted((tmp_path / "rows").glob("*.jsonl"))
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    tok = load_tokenizer(tiny_model)
+    assert ids == [templated_token_ids(tok, scale_bench.messages(r["prompt"])) for r in rows]
 
 
 def test_scale_prompts_are_about_50_tokens(tiny_model):
