@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from jobs import io
-from jobs.parts import LEDGER_DIR, read_bookkeeping
+from jobs.parts import LEDGER_DIR, read_bookkeeping, shuffle_partitions, stream_sum
 from jobs.reader import FILE, LINE
 
 logger = logging.getLogger(__name__)
@@ -64,10 +64,12 @@ def build(root: str, run: str) -> int:
     folder = ledger_dir(root, run)
     fs, base = io.filesystem(folder)
     fs.create_dir(base, recursive=True)
-    finished = (
-        ds.select_columns([FILE, LINE]).groupby(FILE).map_groups(_write_ledger(folder), batch_format="pyarrow").sum("n")
+    written = (
+        ds.select_columns([FILE, LINE])
+        .groupby(FILE, num_partitions=shuffle_partitions())
+        .map_groups(_write_ledger(folder), batch_format="pyarrow")
     )
-    return int(finished or 0)
+    return stream_sum(written, "n")
 
 
 def clear_old(root: str, keep: str) -> None:
@@ -143,10 +145,11 @@ def build_duplicates(ds, spec_json: str, root: str, run: str, num_cpus: float) -
     folder = io.join(root, DUPLICATES_DIR, run)
     fs, base = io.filesystem(folder)
     fs.create_dir(base, recursive=True)
+    partitions = shuffle_partitions()
     later = (
         ds.map_batches(_Keys(spec_json), batch_format="pyarrow", num_cpus=num_cpus)
-        .groupby(_KEY)
+        .groupby(_KEY, num_partitions=partitions)
         .map_groups(_later_ones, batch_format="pyarrow")
     )
-    found = later.groupby(FILE).map_groups(_write_ledger(folder), batch_format="pyarrow").sum("n")
-    return folder if found else None
+    written = later.groupby(FILE, num_partitions=partitions).map_groups(_write_ledger(folder), batch_format="pyarrow")
+    return folder if stream_sum(written, "n") else None

