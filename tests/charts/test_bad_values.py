@@ -49,10 +49,19 @@ def test_unknown_key(render, values, message):
     ("values", "where"),
     [
         (
-            {"serving": {"catalog": {"models": [{**L4_MODEL, "deployment_config": {"autoscaling_config": {"min_replicas": -1}}}]}}},
+            {
+                "serving": {
+                    "catalog": {
+                        "models": [{**L4_MODEL, "deployment_config": {"autoscaling_config": {"min_replicas": -1}}}]
+                    }
+                }
+            },
             "min_replicas",
         ),
-        ({"serving": {"catalog": {"models": [{**L4_MODEL, "deployment_config": {"num_replicas": 0}}]}}}, "num_replicas"),
+        (
+            {"serving": {"catalog": {"models": [{**L4_MODEL, "deployment_config": {"num_replicas": 0}}]}}},
+            "num_replicas",
+        ),
         ({"serving": {"workerGroups": {"L4": {"minReplicas": -2}}}}, "minReplicas"),
         (
             {
@@ -68,6 +77,19 @@ def test_unknown_key(render, values, message):
 def test_negative_replicas(render, values, where):
     err = _fails(render, values)
     assert where in err and ("minimum" in err or "must be >=" in err), err
+
+
+def test_num_replicas_auto_needs_a_maximum(render):
+    model = {**L4_MODEL, "deployment_config": {"num_replicas": "auto"}}
+    err = _fails(render, {"serving": {"catalog": {"models": [model]}}})
+    assert "num_replicas auto needs autoscaling_config.max_replicas" in err
+    model["deployment_config"]["autoscaling_config"] = {"max_replicas": 3}
+    proc = render(values={"serving": {"catalog": {"models": [model]}}}, sets=["kuberay-operator.enabled=false"])
+    assert proc.returncode == 0, proc.stderr
+    (group,) = [d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "RayService"][0]["spec"][
+        "rayClusterConfig"
+    ]["workerGroupSpecs"]
+    assert (group["minReplicas"], group["maxReplicas"]) == (1, 3)
 
 
 def test_min_above_max(render):
