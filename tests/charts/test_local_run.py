@@ -4,7 +4,7 @@
   Ray exactly as KubeRay would (its import_path with its args), on a free loopback port instead of
   0.0.0.0:8000; an OpenAI chat request through the openai client gets an answer.
 - Every rendered RayJob (all scenarios and manifests/) runs its entrypoint with its job spec from its
-  ConfigMap, with local overrides appended as `--set` (CPU, bundled sample input, 2 rows, 8 tokens,
+  ConfigMap, with local overrides appended as `--set` (CPU, bundled sample input, 1 row, 8 tokens,
   a temporary output folder). To keep to ONE engine start-up on this small machine, the jobs send their
   rows to the Serve deployment above (engine.kind=http, engine.http.url=...) and share its Ray cluster;
   the jobs' in-process vLLM path is covered by tests/local. One Python process runs the entrypoints in
@@ -119,7 +119,7 @@ def test_every_rendered_job_runs(served, all_rendered, tmp_path):
             "engine.engine_kwargs={}",
             "input.path=null",
             "input.format=auto",
-            "input.limit=2",
+            "input.limit=1",
             "sampling.max_tokens=8",
             f"output.path={work / 'out'}",
             "resume.mode=overwrite",
