@@ -106,6 +106,7 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
     if workload.output_format and spec.output.format != workload.output_format:
         spec = spec.model_copy(update={"output": spec.output.model_copy(update={"format": workload.output_format})})
         workload = resolve_workload(spec)
+    spec = workload.spec  # with the workload's sampling defaults folded in, for the workers
     # One run at a time on an output path: a second one (a RayJob retry while the first attempt
     # still writes, or another user) refuses here, before touching anything.
     with OutputLease(spec.output.path, spec.name, ttl_s=spec.output.lease_ttl_s) as lease:

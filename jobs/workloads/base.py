@@ -43,6 +43,7 @@ class Workload:
     sample_data: ClassVar[str]
     system_prompt: ClassVar[str | None] = None
     prompt_template: ClassVar[str | None] = None
+    # Sampling defaults of the workload: over the spec's own defaults, under what the spec sets.
     default_sampling: ClassVar[dict[str, Any]] = {}
     # Options the workload accepts in spec.workload.options, with their defaults.
     options_defaults: ClassVar[dict[str, Any]] = {}
@@ -50,7 +51,7 @@ class Workload:
     output_format: ClassVar[Literal["parquet", "jsonl"] | None] = None
 
     def __init__(self, spec: JobSpec):
-        self.spec = spec
+        self.spec = _with_default_sampling(spec, self.default_sampling)
         unknown = set(spec.workload.options) - set(self.options_defaults)
         if unknown:
             from llmkit.config import ConfigError
@@ -84,11 +85,13 @@ class Workload:
         raise NotImplementedError
 
     def sampling_overrides(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Per-row sampling parameters: the workload's defaults, then the row's ``sampling_params``."""
+        """One row's own sampling parameters (its ``sampling_params``), over the spec's ``sampling``.
+        The workload's ``default_sampling`` is not here: it sits under what the spec sets (see
+        ``_with_default_sampling``)."""
         own = row.get("sampling_params")
         if own is not None and not isinstance(own, dict):
             raise RowError("sampling_params must be an object")
-        return {**self.default_sampling, **(own or {})}
+        return dict(own or {})
 
     def unique_key(self, row: dict[str, Any]) -> str | None:
         """A key no two input rows may share (a later duplicate goes to the errors output as
@@ -175,3 +178,15 @@ def validate_messages(messages: Any) -> Messages:
             raise RowError(f"messages[{i}].content must be a string", code="invalid_messages")
         out.append({"role": "system" if role == "developer" else role, "content": content})
     return out
+
+
+def _with_default_sampling(spec: JobSpec, defaults: dict[str, Any]) -> JobSpec:
+    """The spec with a workload's sampling defaults under what the spec sets itself: ``summarize``'s
+    ``max_tokens: 128`` replaces the spec's default of 256, never a ``max_tokens`` the user wrote (or
+    passed with ``--set``). Folded in once, where the spec was loaded: the copy the workers get is the
+    result, in which every field counts as set."""
+    explicit = spec.sampling.model_dump(exclude_unset=True)
+    if not set(defaults) - set(explicit):
+        return spec
+    sampling = type(spec.sampling).model_validate({**defaults, **explicit})
+    return spec.model_copy(update={"sampling": sampling})

@@ -94,7 +94,7 @@ class OpenAIBatchWorkload(Workload):
                 params["structured_outputs"] = _structured(value)
             else:
                 raise RowError(f"body.{key} is not supported", code="unsupported_parameter")
-        return {**self.default_sampling, **params}
+        return params
 
     def format_result(self, row: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         prompt_tokens = int(result["num_input_tokens"])

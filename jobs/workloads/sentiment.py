@@ -17,15 +17,13 @@ class SentimentWorkload(Workload):
         "Classify the sentiment of the user's post. Answer with exactly one word: positive, negative or neutral."
     )
     options_defaults = {"text_field": "text", "labels": LABELS}
+    default_sampling = {"max_tokens": 4}
 
     def parse_row(self, row: dict[str, Any]) -> Messages:
         return self.with_system(self.render(row, self.options["text_field"]))
 
     def sampling_overrides(self, row: dict[str, Any]) -> dict[str, Any]:
-        params = super().sampling_overrides(row)
-        params.setdefault("max_tokens", 4)
-        params["structured_outputs"] = {"choice": list(self.options["labels"])}
-        return params
+        return {**super().sampling_overrides(row), "structured_outputs": {"choice": list(self.options["labels"])}}
 
     def postprocess(self, row: dict[str, Any], text: str) -> dict[str, Any]:
         return {"label": text.strip()}

@@ -168,3 +168,24 @@ class TestOpenAIBatch:
         assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
         err = w.format_error(self.row(), "invalid_url", "nope")
         assert err["response"] is None and err["error"] == {"code": "invalid_url", "message": "nope"}
+
+
+@pytest.mark.parametrize(
+    ("name", "sampling", "max_tokens"),
+    [
+        ("summarize", {}, 128),  # the workload's default over the spec's (256)
+        ("summarize", {"max_tokens": 8}, 8),  # what the spec sets wins (a --set too)
+        ("sentiment", {}, 4),
+        ("sentiment", {"max_tokens": 2, "temperature": 0.5}, 2),
+        ("chat", {}, 256),
+    ],
+)
+def test_a_workloads_sampling_defaults_yield_to_the_spec(name, sampling, max_tokens):
+    w = _workload(name, sampling=sampling)
+    assert w.spec.sampling.max_tokens == max_tokens
+    for key, value in sampling.items():
+        assert getattr(w.spec.sampling, key) == value
+    # What the workers rebuild from the spec's JSON is the same, and a row's own parameters still win.
+    again = get_workload(name)(JobSpec.model_validate_json(w.spec.model_dump_json()))
+    assert again.spec.sampling == w.spec.sampling
+    assert w.sampling_overrides({"text": "t", "prompt": "p", "sampling_params": {"max_tokens": 3}})["max_tokens"] == 3
