@@ -135,7 +135,8 @@ def _reject_keys(field: str, problems: dict[str, str]) -> None:
 
 
 class SamplingSpec(StrictModel):
-    """Default sampling parameters; a row's own ``sampling_params`` column overrides them per row.
+    """Default sampling parameters; a row's own ``sampling_params`` column overrides them per row. What is
+    set here wins over the workload's own defaults (``summarize``'s ``max_tokens: 128``...); what is not, yields.
 
     Other keys are passed to the engine as they are, and validation checks their names: for
     ``engine.kind: vllm`` against vLLM's ``SamplingParams`` (skipped where vLLM is not installed);
