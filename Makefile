@@ -84,17 +84,18 @@ fmt: venv ## Format Python with ruff.
 test-unit: venv ## Fast tests: specs, catalogs, builders, I/O (no Ray cluster).
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-# make test runs two pytest sessions side by side: the tests marked local (one Ray cluster, one vLLM
-# server, one Serve deployment, started once in that session: most of the time, and much of it waiting
-# on start-ups) and all the others, with the chart tests that run rendered objects on a Ray cluster of
-# their own (marked charts and local). The local session's report comes first, live; then the others'.
+# make test runs two pytest sessions side by side: the batch tests marked local (one Ray cluster and one
+# vLLM server, started once in that session: most of the time, and much of it waiting on start-ups) and
+# all the others, with the Serve tests (marked serve: their own Ray cluster and Serve deployment) and the
+# chart tests that run rendered objects on a Ray cluster of their own (marked charts and local). The
+# local session's report comes first, live; then the others'.
 .PHONY: test
 test: model tools ## Run every test that can run here (unit, local Ray + vLLM on CPU, charts).
 	$(VENV)/bin/ruff check .
 	@others=$$(mktemp); \
-	$(VENV)/bin/pytest tests -m "charts or not local" --durations=10 $(PYTEST_ARGS) > "$$others" 2>&1 & pid=$$!; \
+	$(VENV)/bin/pytest tests -m "charts or serve or not local" --durations=10 $(PYTEST_ARGS) > "$$others" 2>&1 & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null || true; rm -f "$$others"' EXIT; \
-	rc=0; $(VENV)/bin/pytest tests -m "local and not charts" --durations=25 $(PYTEST_ARGS) || rc=$$?; \
+	rc=0; $(VENV)/bin/pytest tests -m "local and not charts and not serve" --durations=25 $(PYTEST_ARGS) || rc=$$?; \
 	rc_others=0; wait $$pid || rc_others=$$?; \
 	echo; echo "==== the other tests, run alongside:"; cat "$$others"; \
 	if [ $$rc = 5 ] && [ $$rc_others = 0 ]; then rc=0; fi; \

@@ -16,7 +16,7 @@ import pytest
 from tests.local.serve_fixtures import LocalServe
 from tests.support import assert_openai_batch_output
 
-pytestmark = pytest.mark.local
+pytestmark = [pytest.mark.local, pytest.mark.serve]
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"completed", "failed", "expired", "cancelled"}

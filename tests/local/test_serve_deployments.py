@@ -12,7 +12,7 @@ from llmkit.models import DEFAULT_MODEL
 from serve_apps.app import build_app
 from tests.support import llm_entry
 
-pytestmark = pytest.mark.local
+pytestmark = [pytest.mark.local, pytest.mark.serve]
 
 GPU_CATALOG = {
     "models": [

@@ -11,7 +11,7 @@ import pytest
 
 from tests.local.serve_fixtures import LocalServe
 
-pytestmark = pytest.mark.local
+pytestmark = [pytest.mark.local, pytest.mark.serve]
 
 TIMEOUT = 300.0
 CHAT = [{"role": "user", "content": "Hello!"}]
