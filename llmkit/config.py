@@ -81,8 +81,9 @@ def key_error(key: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("config_key", "{message}", {"message": message, "key": key})
 
 
-def format_validation_error(err: ValidationError, model: str, source: str) -> str:
-    lines = [f"invalid {model} in {source}:"]
+def validation_problems(err: ValidationError) -> list[str]:
+    """Each error of a pydantic ``ValidationError`` as ``<field.path>: <message>``."""
+    problems = []
     for item in err.errors():
         loc = [str(p) for p in item["loc"]]
         if item["type"] == "config_key":
@@ -91,8 +92,12 @@ def format_validation_error(err: ValidationError, model: str, source: str) -> st
         msg = item["msg"]
         if item["type"] == "extra_forbidden":
             msg = "unknown field (not allowed)"
-        lines.append(f"  - {where}: {msg}")
-    return "\n".join(lines)
+        problems.append(f"{where}: {msg}")
+    return problems
+
+
+def format_validation_error(err: ValidationError, model: str, source: str) -> str:
+    return "\n".join([f"invalid {model} in {source}:", *(f"  - {p}" for p in validation_problems(err))])
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

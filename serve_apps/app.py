@@ -18,10 +18,10 @@ import logging
 import os
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from llmkit import runtime
-from llmkit.config import ConfigError, StrictModel
+from llmkit.config import ConfigError, StrictModel, validation_problems
 from llmkit.models import resolve
 from serve_apps.batches.config import BatchesConfig
 from serve_apps.catalog import ModelCatalog, ModelEntry
@@ -118,12 +118,9 @@ def build_llm_configs(catalog: ModelCatalog, mode: Mode | None = None, provision
 
 
 def _one_line(err: ValueError) -> str:
-    """A pydantic error from Ray's models in one line: each error's location and message."""
-    errors = getattr(err, "errors", None)
-    if callable(errors):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}".lstrip(": ") for e in errors()
-        )
+    """An error from Ray's models in one line: each pydantic error's field and message."""
+    if isinstance(err, ValidationError):
+        return "; ".join(validation_problems(err))
     return " ".join(str(err).split())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from hack.chartgen.chart_files import accelerator_names
@@ -28,8 +29,19 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return walk(schema)
 
 
-def _restrict_accelerators(node: Any, names: list[str]) -> None:
+def _each_dict(node: Any) -> Iterator[dict[str, Any]]:
+    """Every mapping in a JSON schema, outermost first; one may be changed before its children are visited."""
     if isinstance(node, dict):
+        yield node
+        for v in list(node.values()):
+            yield from _each_dict(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _each_dict(v)
+
+
+def _restrict_accelerators(schema: dict[str, Any], names: list[str]) -> None:
+    for node in _each_dict(schema):
         props = node.get("properties")
         if isinstance(props, dict) and "accelerator_type" in props:
             old = props["accelerator_type"]
@@ -38,26 +50,16 @@ def _restrict_accelerators(node: Any, names: list[str]) -> None:
                 "default": old.get("default"),
                 "description": old.get("description", "") + " Must be a type of the accelerator catalog.",
             }
-        for v in node.values():
-            _restrict_accelerators(v, names)
-    elif isinstance(node, list):
-        for v in node:
-            _restrict_accelerators(v, names)
 
 
-def _prefer_models(node: Any) -> None:
+def _prefer_models(schema: dict[str, Any]) -> None:
     """Ray types some fields ``Union[dict, Model]`` (``model_loading_config``, ``lora_config``): keep the
     model's closed schema, since a plain mapping alternative would let any key through."""
-    if isinstance(node, dict):
+    for node in _each_dict(schema):
         node.pop("discriminator", None)  # OpenAPI's, with refs into the dropped $defs; oneOf says the same
         alternatives = node.get("anyOf")
         if isinstance(alternatives, list) and any("properties" in a for a in alternatives):
             node["anyOf"] = [a for a in alternatives if a != {"additionalProperties": True, "type": "object"}]
-        for v in node.values():
-            _prefer_models(v)
-    elif isinstance(node, list):
-        for v in node:
-            _prefer_models(v)
 
 
 def llm_config_schema() -> dict[str, Any]:
@@ -100,15 +102,10 @@ BATCH_ENGINE_OWNED = ("kind", "device", "accelerator_type", "concurrency", "http
 BATCH_ENGINE_KWARGS_OWNED = ("tensor_parallel_size", "pipeline_parallel_size")
 
 
-def _drop_keyword(node: Any, keyword: str) -> None:
+def _drop_keyword(schema: dict[str, Any], keyword: str) -> None:
     """Remove a JSON-schema keyword (``required``, ``default``) from every node."""
-    if isinstance(node, dict):
+    for node in _each_dict(schema):
         node.pop(keyword, None)
-        for v in node.values():
-            _drop_keyword(v, keyword)
-    elif isinstance(node, list):
-        for v in node:
-            _drop_keyword(v, keyword)
 
 
 def batch_job_schema() -> dict[str, Any]:
