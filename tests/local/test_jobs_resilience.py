@@ -121,8 +121,13 @@ def test_a_dying_engine_does_not_kill_the_job(tmp_path, ray_local):
     The job is the sentiment workload, whose guided decoding (a choice of labels) the in-job engine
     must honour before and after the restart."""
     posts = [f"Post {i}: {('I love this', 'This is awful', 'It opens at nine')[i % 3]}." for i in range(120)]
-    src = tmp_path / "in.jsonl"
-    src.write_text("".join(json.dumps({"text": p}) + "\n" for p in posts))
+    # Six files, so six blocks: an engine task returns its block's rows only when the whole block is
+    # done, and the first part must appear while later blocks still wait for the engine.
+    src = tmp_path / "in"
+    src.mkdir()
+    files = [src / f"posts-{k}.jsonl" for k in range(6)]
+    for k, f in enumerate(files):
+        f.write_text("".join(json.dumps({"text": p}) + "\n" for p in posts[k * 20 : (k + 1) * 20]))
     out = tmp_path / "out"
     config = tmp_path / "job.yaml"
     config.write_text(
@@ -139,6 +144,8 @@ def test_a_dying_engine_does_not_kill_the_job(tmp_path, ray_local):
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
         assert killed, "no engine process of this job was found"
+        written = len(read_parts(out, io.DATA_DIR))
+        assert written < len(posts), "every row was written before the engine was killed: nothing ran mid-run"
         rc, err = job.wait()
     finally:
         job.kill()
@@ -148,7 +155,7 @@ def test_a_dying_engine_does_not_kill_the_job(tmp_path, ray_local):
     # no part was written before the engine's last row (seen on 2 CPUs).
     assert "MapBatches(FinishErrors)->Write]" in err, [line for line in err.splitlines() if "Execution plan" in line]
     rows = read_parts(out, io.DATA_DIR)
-    assert sorted(r["_row_id"] for r in rows) == sorted(f"{src}:{i}" for i in range(len(posts)))
+    assert sorted(r["_row_id"] for r in rows) == sorted(f"{f}:{i}" for f in files for i in range(20))
     assert not read_parts(out, io.ERRORS_DIR)
     assert {r["label"] for r in rows} <= set(LABELS)
     assert all(r["label"] == r["generated_text"].strip() for r in rows)
