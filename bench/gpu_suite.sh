@@ -19,6 +19,7 @@
 # BENCH_EXTRA_CASES / BENCH_SCALE_CASES (override the case lists), BENCH_SCALE_N (prompts for scale),
 # BENCH_ROWS_RUNS (KIND:ROWS list for rows; default "ours:200000 anchor:200000 ours:20000": at ~1k rows/s
 # on one H200, 2M rows take ~35 min, longer than a device call),
+# BENCH_ROWS_ENGINES (engines packed on the one GPU, for both pipelines: engine.engines_per_gpu; default 1),
 # BENCH_ROWS_MIN_S (a rows run starts only with this many seconds left; default 150), BENCH_ROWS_TAG
 # (suffix of the rows result file, for runs split over several calls; merge with scale_bench --merge).
 set -uo pipefail
@@ -185,7 +186,8 @@ stage_rows() {
   # are made once (the first run's cache is cold, the later ones warm).
   local tag=${BENCH_ROWS_TAG:-${BENCH_TAG:-}}  # calls made one after the other: one result file each
   local logs="$WORK/rows/logs$tag"
-  bounded "$PY" -m bench.scale_bench --mode gpu "${args[@]}" --work "$WORK/rows" --log-dir "$logs" \
+  bounded "$PY" -m bench.scale_bench --mode gpu "${args[@]}" --engines-per-gpu "${BENCH_ROWS_ENGINES:-1}" \
+    --work "$WORK/rows" --log-dir "$logs" \
     --deadline "$(deadline "${BENCH_ROWS_MIN_S:-150}")" --end-by "$(deadline 15)" \
     --label "${BENCH_LABEL:-rows: our batch job vs a bare Ray Data LLM pipeline (the anchor), many short rows}" \
     --out "$OUT/scale-gpu$tag.json"

@@ -257,19 +257,25 @@ class DriverSampler:
 
 # -- the two pipelines ----------------------------------------------------------------------
 def engine_settings(preset: dict[str, Any]) -> dict[str, Any]:
-    """Our job's engine settings for the preset's device (what the anchor gets too)."""
-    from jobs.engine import defaults_for
+    """Our job's engine settings for the preset's device (what the anchor gets too), from the job's own
+    functions on the spec the harness gives our job."""
+    from jobs import engine
+    from jobs.spec import JobSpec
     from llmkit import runtime
 
-    d = defaults_for(preset["device"])
-    env = runtime.cpu_env() if preset["device"] == "cpu" else {}
+    device = preset["device"]
+    spec = JobSpec.from_dict(job_spec(preset, "/model", Path("/rows"), Path("/out"), "settings"))
+    d = engine.defaults_for(device)
+    env = runtime.cpu_env() if device == "cpu" else {}
     env.update({k: os.environ[k] for k in ("HF_HUB_OFFLINE", "VLLM_NO_USAGE_STATS") if k in os.environ})
     return {
-        "engine_kwargs": {**d.engine_kwargs, **preset["engine_kwargs"]},
+        "engine_kwargs": engine.engine_kwargs(spec, device),
         "batch_size": d.batch_size,
         "max_concurrent_batches": d.max_concurrent_batches,
-        "concurrency": 1,
+        "concurrency": engine.max_replicas(spec),
+        "placement_group_config": engine.placement_group_config(spec, device),
         "stage_num_cpus": d.stage_num_cpus,
+        "light_stage_num_cpus": engine.light_stage_cpus(spec, device),
         "runtime_env": {"env_vars": env},
     }
 
@@ -281,20 +287,22 @@ def sampling_params(preset: dict[str, Any]) -> dict[str, Any]:
 def anchor_config(preset: dict[str, Any], model_dir: str) -> dict[str, Any]:
     s = engine_settings(preset)
     stage = {"num_cpus": s["stage_num_cpus"]}
+    light = {"num_cpus": s["light_stage_num_cpus"]}
     processor: dict[str, Any] = {
         "model_source": model_dir,
         "engine_kwargs": s["engine_kwargs"],
         "batch_size": s["batch_size"],
         "max_concurrent_batches": s["max_concurrent_batches"],
-        "concurrency": s["concurrency"],
+        # (n, n): Ray Data LLM reads an int as a pool scaling up from 1, which our job does not use.
+        "concurrency": [s["concurrency"], s["concurrency"]],
         "runtime_env": s["runtime_env"],
-        "chat_template_stage": dict(stage),
-        "tokenize_stage": dict(stage),
-        "detokenize_stage": dict(stage),
+        "chat_template_stage": dict(light),
+        "tokenize_stage": dict(light),
+        "detokenize_stage": dict(light),
     }
     cpu = preset["device"] == "cpu"
-    if cpu:  # Ray Data LLM on CPU needs it (../shared/FACTS.md)
-        processor["placement_group_config"] = {"bundles": [{"CPU": 1}]}
+    if s["placement_group_config"]:  # CPU: Ray Data LLM needs it (../shared/FACTS.md); GPU: engines_per_gpu
+        processor["placement_group_config"] = s["placement_group_config"]
     return {
         "processor": processor,
         "map_kwargs": dict(stage),
@@ -309,7 +317,13 @@ def job_spec(preset: dict[str, Any], model_dir: str, input_dir: Path, out_dir: P
     return {
         "name": name,
         "model": {"source": model_dir, "served_name": "bench-model"},
-        "engine": {"kind": "vllm", "device": preset["device"], "engine_kwargs": dict(preset["engine_kwargs"])},
+        "engine": {
+            "kind": "vllm",
+            "device": preset["device"],
+            "engine_kwargs": dict(preset["engine_kwargs"]),
+            "concurrency": preset.get("engines", 1),
+            "engines_per_gpu": preset.get("engines", 1),
+        },
         "workload": {"name": "chat"},
         "system_prompt": SYSTEM,
         "sampling": sampling_params(preset),
@@ -619,6 +633,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", action="append", default=[], help="KIND:ROWS, KIND ours or anchor (repeatable, in order)")
     p.add_argument("--model", help="dummy:tiny, dummy:small, builtin:..., or a path (the mode's by default)")
     p.add_argument("--max-tokens", type=int)
+    p.add_argument(
+        "--engines-per-gpu",
+        type=int,
+        default=1,
+        help="GPU: N engines packed on the one GPU (engine.engines_per_gpu, concurrency N), for both pipelines",
+    )
+    p.add_argument("--timeout", type=float, help="Seconds one run may take (the mode's by default)")
+    p.add_argument(
+        "--kv-cache-gib", type=float, default=8.0, help="KV cache per engine with --engines-per-gpu > 1 (GiB)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", help="Scratch folder: rows, model, compile cache (default: a temp dir)")
     p.add_argument("--log-dir", help="Per-run logs (default: <work>/logs)")
@@ -650,6 +674,11 @@ def main(argv: list[str] | None = None) -> int:
         preset["model"] = a.model
     if a.max_tokens:
         preset["max_tokens"] = a.max_tokens
+    if a.timeout:
+        preset["timeout_s"] = a.timeout
+    if a.engines_per_gpu > 1:
+        preset["engines"] = a.engines_per_gpu
+        preset["engine_kwargs"] = {**preset["engine_kwargs"], "kv_cache_memory_bytes": int(a.kv_cache_gib * 2**30)}
     runs = [parse_run(r) for r in (a.run or ["ours:2000", "anchor:2000"])]
     work = Path(a.work or tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -78,8 +78,17 @@ def defaults_for(device: str) -> EngineDefaults:
     return CPU_DEFAULTS if device == "cpu" else GPU_DEFAULTS
 
 
+def engines_per_gpu(spec: JobSpec, device: str) -> int:
+    return spec.engine.engines_per_gpu if device == "gpu" else 1
+
+
 def engine_kwargs(spec: JobSpec, device: str) -> dict[str, Any]:
-    return {**defaults_for(device).engine_kwargs, **spec.engine.engine_kwargs}
+    kwargs = dict(defaults_for(device).engine_kwargs)
+    n = engines_per_gpu(spec, device)
+    if n > 1:
+        # vLLM refuses to start unless this share of the GPU is free when it starts.
+        kwargs["gpu_memory_utilization"] = round(kwargs["gpu_memory_utilization"] / n, 3)
+    return {**kwargs, **spec.engine.engine_kwargs}
 
 
 def gpus_per_engine(spec: JobSpec, device: str) -> int:
@@ -91,6 +100,29 @@ def gpus_per_engine(spec: JobSpec, device: str) -> int:
 def max_replicas(spec: JobSpec) -> int:
     c = spec.engine.concurrency
     return c if isinstance(c, int) else c[1]
+
+
+def job_gpus(spec: JobSpec, device: str) -> int:
+    """GPUs the job's engines hold at most: engines packed ``engines_per_gpu`` to a GPU take whole GPUs."""
+    if spec.engine.kind != "vllm":
+        return 0
+    n = engines_per_gpu(spec, device)
+    return -(-max_replicas(spec) // n) * gpus_per_engine(spec, device)
+
+
+def light_stage_cpus(spec: JobSpec, device: str) -> float:
+    """CPUs of one chat template, tokenize or detokenize actor. Ray Data LLM runs as many of each as engines:
+    packed engines share their GPU's light-stage CPUs, or the light stages alone would ask for 12 of an
+    H200 machine's 16 CPUs beside 4 engines, and our read and write tasks would wait."""
+    return defaults_for(device).stage_num_cpus / engines_per_gpu(spec, device)
+
+
+def placement_group_config(spec: JobSpec, device: str) -> dict[str, Any] | None:
+    """Ray Data LLM's placement for one engine, where its default (one GPU and one CPU) does not fit."""
+    if device == "cpu":
+        return {"bundles": [{"CPU": 1}]}
+    n = engines_per_gpu(spec, device)
+    return {"bundles": [{"GPU": 1 / n, "CPU": 1}]} if n > 1 else None
 
 
 def _runtime_env(device: str) -> dict[str, Any]:
@@ -160,7 +192,7 @@ def build_processor(spec: JobSpec, model_source: str, device: str, finish: Calla
     from ray.data.llm import build_processor as ray_build_processor
     from ray.data.llm import vLLMEngineProcessorConfig
 
-    light_stage = {"num_cpus": defaults.stage_num_cpus}
+    light_stage = {"num_cpus": light_stage_cpus(spec, device)}
     kwargs: dict[str, Any] = dict(
         model_source=model_source,
         engine_kwargs=engine_kwargs(spec, device),
@@ -178,8 +210,9 @@ def build_processor(spec: JobSpec, model_source: str, device: str, finish: Calla
         tokenize_stage=dict(light_stage),
         detokenize_stage=dict(light_stage),
     )
-    if device == "cpu":
-        kwargs["placement_group_config"] = {"bundles": [{"CPU": 1}]}
+    placement = placement_group_config(spec, device)
+    if placement:
+        kwargs["placement_group_config"] = placement
     config = vLLMEngineProcessorConfig(**kwargs)
     return ray_build_processor(
         config,

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from jobs import io, parts
-from jobs.engine import gpus_per_engine, max_replicas
+from jobs.engine import job_gpus
 from jobs.policy import check_outcome
 from jobs.spec import JobSpec
 
@@ -98,7 +98,7 @@ def finalize(
     wall = finished - started
     ok, failed = int(this_run.get("rows_ok", 0)), int(this_run.get("rows_failed", 0))
     tokens_in, tokens_out = int(this_run.get("input_tokens", 0)), int(this_run.get("output_tokens", 0))
-    gpus = gpus_per_engine(spec, device or "cpu") * max_replicas(spec) if spec.engine.kind == "vllm" else 0
+    gpus = job_gpus(spec, device or "cpu")
     first = this_run.get("first_result_at")
     first_request, last = this_run.get("first_request_at"), this_run.get("last_result_at")
     executing = this_run.get("execution_started_at") or started

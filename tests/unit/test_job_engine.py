@@ -21,3 +21,49 @@ def test_spec_engine_kwargs_override_the_device_defaults():
     assert gpu["max_num_seqs"] == 8 and gpu["max_num_batched_tokens"] == 16384
     assert engine_kwargs(spec, "cpu")["enforce_eager"] is True
     assert (GPU_DEFAULTS.batch_size, GPU_DEFAULTS.max_concurrent_batches) == (128, 16)
+
+
+def _packed(concurrency, n, **kwargs) -> JobSpec:
+    return JobSpec.from_dict(
+        {
+            "name": "t",
+            "model": {"source": "org/m"},
+            "workload": {"name": "chat"},
+            "input": {"path": "in.jsonl"},
+            "output": {"path": "out"},
+            "engine": {
+                "concurrency": concurrency,
+                "engines_per_gpu": n,
+                "engine_kwargs": {"kv_cache_memory_bytes": 4 << 30, **kwargs},
+            },
+        }
+    )
+
+
+def test_packed_engines_share_one_gpu_and_its_light_stage_cpus():
+    from jobs.engine import job_gpus, light_stage_cpus, placement_group_config
+
+    spec = _packed(6, 4)
+    assert placement_group_config(spec, "gpu") == {"bundles": [{"GPU": 0.25, "CPU": 1}]}
+    assert engine_kwargs(spec, "gpu")["gpu_memory_utilization"] == 0.225  # the start check: 1/4 of 0.90
+    assert light_stage_cpus(spec, "gpu") == 0.25
+    assert job_gpus(spec, "gpu") == 2  # 6 engines, 4 to a GPU
+    # A spec's own utilization wins; the CPU engine ignores packing.
+    assert engine_kwargs(_packed(4, 4, gpu_memory_utilization=0.2), "gpu")["gpu_memory_utilization"] == 0.2
+    assert placement_group_config(spec, "cpu") == {"bundles": [{"CPU": 1}]}
+    assert job_gpus(spec, "cpu") == 0 and "gpu_memory_utilization" not in engine_kwargs(spec, "cpu")
+    one = _packed(3, 1)
+    assert placement_group_config(one, "gpu") is None and job_gpus(one, "gpu") == 3
+
+
+def test_packing_needs_one_gpu_engines_and_a_fixed_kv_cache():
+    import pytest
+
+    from llmkit.config import ConfigError
+
+    for kwargs, words in (
+        ({"tensor_parallel_size": 2}, "one-GPU engines"),
+        ({"kv_cache_memory_bytes": None}, "needs engine_kwargs.kv_cache_memory_bytes"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            _packed(4, 4, **kwargs)

@@ -42,3 +42,34 @@ def test_deployment_defaults_merge_with_ours_winning():
     )
     assert merged["ray_actor_options"] == {"num_cpus": 0, "memory": 5}
     assert merged["max_ongoing_requests"] == 7
+
+
+def test_ray_data_llm_gives_each_packed_engine_its_share_of_a_gpu():
+    """jobs.engine packs engines with a placement bundle; Ray Data LLM must turn it into the engine actor's
+    fractional ``num_gpus`` (not a placement group per engine) and keep our light stages' CPUs."""
+    from jobs.engine import build_processor
+    from jobs.spec import JobSpec
+
+    spec = JobSpec.from_dict(
+        {
+            "name": "t",
+            "model": {"source": "org/m"},
+            "workload": {"name": "chat"},
+            "input": {"path": "in.jsonl"},
+            "output": {"path": "out"},
+            "engine": {"concurrency": 4, "engines_per_gpu": 4, "engine_kwargs": {"kv_cache_memory_bytes": 1 << 30}},
+        }
+    )
+    import ray
+
+    started = not ray.is_initialized()
+    try:  # Ray Data LLM's telemetry starts a local Ray
+        processor = build_processor(spec, "/nonexistent/model", "gpu", lambda row, result, error: row)
+    finally:
+        if started and ray.is_initialized():
+            ray.shutdown()
+    engine = processor.get_stage_by_name("vLLMEngineStage").map_batches_kwargs
+    assert engine["num_gpus"] == 0.25 and engine["num_cpus"] == 1
+    assert "ray_remote_args_fn" not in engine  # no placement group of its own: "uni" executor
+    for name in ("ChatTemplateStage", "TokenizeStage", "DetokenizeStage"):
+        assert processor.get_stage_by_name(name).map_batches_kwargs["num_cpus"] == 0.25, name
