@@ -20,6 +20,7 @@
 # BENCH_ROWS_RUNS (KIND:ROWS list for rows; default "ours:200000 anchor:200000 ours:20000": at ~1k rows/s
 # on one H200, 2M rows take ~35 min, longer than a device call),
 # BENCH_ROWS_ENGINES (engines packed on the one GPU, for both pipelines: engine.engines_per_gpu; default 1),
+# BENCH_ROWS_TIMEOUT (seconds one rows run may take; default the preset's 580, for a run inside one call),
 # BENCH_ROWS_MIN_S (a rows run starts only with this many seconds left; default 150), BENCH_ROWS_TAG
 # (suffix of the rows result file, for runs split over several calls; merge with scale_bench --merge).
 set -uo pipefail
@@ -186,6 +187,7 @@ stage_rows() {
   # are made once (the first run's cache is cold, the later ones warm).
   local tag=${BENCH_ROWS_TAG:-${BENCH_TAG:-}}  # calls made one after the other: one result file each
   local logs="$WORK/rows/logs$tag"
+  [[ -z ${BENCH_ROWS_TIMEOUT:-} ]] || args+=(--timeout "$BENCH_ROWS_TIMEOUT")
   bounded "$PY" -m bench.scale_bench --mode gpu "${args[@]}" --engines-per-gpu "${BENCH_ROWS_ENGINES:-1}" \
     --work "$WORK/rows" --log-dir "$logs" \
     --deadline "$(deadline "${BENCH_ROWS_MIN_S:-150}")" --end-by "$(deadline 15)" \

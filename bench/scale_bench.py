@@ -482,12 +482,14 @@ def in_run_growth(r: dict[str, Any]) -> float | None:
 
 
 def memory_verdict(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Peak driver RSS of one kind's complete runs: growth between the smallest and largest input,
-    the target (within 20% at 10x the rows, at most 1 GB), and a straight-line extrapolation."""
+    """Peak driver RSS of one kind's complete runs: growth from the largest input at most a tenth of the
+    largest (the target's two sizes 10x apart; else the smallest) to the largest, the target (within 20%,
+    at most 1 GB), and a straight-line extrapolation."""
     done = sorted((r for r in runs if _ok(r)), key=lambda r: r["rows_in"])
     if len(done) < 2:
         return None
-    small, big = done[0], done[-1]
+    big = done[-1]
+    small = ([r for r in done if 10 * r["rows_in"] <= big["rows_in"]] or done[:1])[-1]
     if big["rows_in"] <= small["rows_in"]:
         return None
     growth = big["peak_rss_bytes"] / small["peak_rss_bytes"] - 1

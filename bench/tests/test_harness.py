@@ -457,6 +457,9 @@ def test_scale_comparison_and_memory_verdict():
         "ours-100000": _scale_run("ours", 100_000, 510, 300)
     }
     assert scale_bench.compare(near)["memory"]["ours"]["meets"]["growth"] is False
+    # With 20k, 200k and 2M rows, the verdict compares the two sizes 10x apart at the top.
+    three = runs | {"ours-2000000": _scale_run("ours", 2_000_000, 570, 3000)}
+    assert scale_bench.compare(three)["memory"]["ours"]["rows"] == [200_000, 2_000_000]
     text = scale_bench.report({"scale-x": {"env": {"cpu_count": 2}, "workload": {}, "runs": runs, "comparison": c}})
     assert "| ours-200000 | 200,000 |" in text and "**missed**" in text and "results/scale-x.json" in text
 
