@@ -6,7 +6,7 @@ The two sides come from different places on purpose:
 - used: what the code that runs in the pods needs, from the rendered serveConfigV2 or job spec: per served
   model, the GPUs of the placement bundles Ray Serve LLM reserves for one replica x the most replicas Ray
   Serve scales its deployment to (from the LLMConfig the app builds);
-  `jobs.engine.gpus_per_engine` x `jobs.engine.max_replicas` per batch job (with the entrypoint's
+  `jobs.engine.job_gpus` per batch job (engines x their GPUs, packed engines sharing one; with the entrypoint's
   `--set` overrides applied as the jobs CLI applies them).
 Nothing here restates how the chart lays out groups, so any layout that wastes or lacks a GPU fails.
 """
@@ -19,7 +19,7 @@ import pytest
 import yaml
 from chart_helpers import CR_KINDS, cluster_spec
 
-from jobs.engine import gpus_per_engine, max_replicas, resolve_device
+from jobs.engine import job_gpus, resolve_device
 from jobs.spec import JobSpec
 from llmkit.config import apply_overrides
 from serve_apps.catalog import ModelCatalog
@@ -66,9 +66,7 @@ def job_gpus_at_max_scale(job: dict, configmaps: list[dict]) -> int:
     argv = shlex.split(job["spec"]["entrypoint"])
     overrides = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
     spec = JobSpec.from_dict(apply_overrides(yaml.safe_load(cm["data"]["job.yaml"]), overrides))
-    if spec.engine.kind != "vllm":
-        return 0
-    return gpus_per_engine(spec, resolve_device(spec)) * max_replicas(spec)
+    return job_gpus(spec, resolve_device(spec))
 
 
 def test_gpus_requested_at_max_scale_equal_gpus_the_engines_use(all_rendered):

@@ -116,6 +116,7 @@ def test_every_rendered_job_runs(served, all_rendered, tmp_path):
             "engine.device=cpu",
             "engine.accelerator_type=null",
             "engine.concurrency=1",
+            "engine.engines_per_gpu=1",
             "engine.engine_kwargs={}",
             "input.path=null",
             "input.format=auto",

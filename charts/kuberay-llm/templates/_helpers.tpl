@@ -265,8 +265,9 @@ entry or a job's engine_kwargs. The chart's one definition (Python's: llmkit.acc
 
 {{/*
 One worker group on an accelerator pool (or the CPU pool), shared by the RayService and the RayJobs.
-Each pod holds one engine (a Serve replica, or a Ray Data LLM engine): it requests exactly that
-engine's GPUs, so the GPUs a group requests at max scale are the GPUs its engines use.
+Each pod holds one engine (a Serve replica, or a Ray Data LLM engine; or a job's engines_per_gpu
+engines, which share one GPU): it requests exactly that engine's GPUs, so the GPUs a group requests at
+max scale are the GPUs its engines use.
 Args: dict with
   root
   pool:        accelerator type from the catalog, or "cpu"
@@ -451,6 +452,11 @@ Args: (dict "root" $ "name" $name "job" $job "extraVolumes" list "extraVolumeMou
 {{- $min = int (index $c 0) }}{{- $max = int (index $c 1) }}
 {{- else }}
 {{- $min = int $c }}{{- $max = int $c }}
+{{- end }}
+{{- $packed := int (default 1 $engine.engines_per_gpu) }}
+{{- if and (gt $packed 1) (ne $pool "cpu") }}
+{{- /* engines_per_gpu one-GPU engines share a pod's GPU (jobs.engine.job_gpus): ceil(engines / packed) pods */}}
+{{- $min = div (add $min $packed -1) $packed }}{{- $max = div (add $max $packed -1) $packed }}
 {{- end }}
 {{- $min = int (ternary $min $w.minReplicas (not (hasKey $w "minReplicas"))) }}
 {{- $max = int (default $max $w.maxReplicas) }}
