@@ -192,6 +192,9 @@ def build_processor(spec: JobSpec, model_source: str, device: str, finish: Calla
     from ray.data.llm import build_processor as ray_build_processor
     from ray.data.llm import vLLMEngineProcessorConfig
 
+    if spec.engine.engines_per_gpu > 1 and device != "gpu":
+        logger.info("engine.engines_per_gpu=%d: ignored on %s", spec.engine.engines_per_gpu, device)
+
     light_stage = {"num_cpus": light_stage_cpus(spec, device)}
     kwargs: dict[str, Any] = dict(
         model_source=model_source,
