@@ -12,6 +12,8 @@
 #   par1, par2   the same, side by side on the 4 GPUs of nvidia-h200-x4 (see stage_par1/2 below)
 #   rows         many short rows: our job vs a bare Ray Data LLM pipeline (the anchor), rows/s and the
 #                driver's peak RSS (bench/scale_bench.py; runs in BENCH_ROWS_RUNS, one after the other)
+#   rows-bg      the rows stage, started detached for runs longer than a call (BENCH_BG_BUDGET_S, default
+#                2400 s, bounds it); then `wait` in each later call until it prints "== done"
 #   dry          the CPU dry-run of batch and serve (what CI's local tier runs)
 #
 # Env: OUT (results folder; the device tool sets it), BENCH_BUDGET_S (seconds this call may use,
@@ -196,6 +198,27 @@ stage_rows() {
   [[ -d $logs ]] && tar -czf "$OUT/logs-rows$tag.tgz" -C "$logs" . 2>/dev/null || true
 }
 
+# A rows stage longer than one call (2M rows per pipeline): `rows-bg` starts it in its own process
+# session, which the device keeps running between calls while the machine is held; each later call
+# runs `wait`, which returns when it ends or near this call's budget, with what it has written so far.
+BG_LOG="$WORK/bg.log"
+BG_OUT="$WORK/bg-out"
+stage_rows_bg() {
+  echo "== rows-bg: ${BENCH_ROWS_RUNS:-default runs}, detached (log $BG_LOG)"
+  rm -rf "$BG_OUT" && mkdir -p "$BG_OUT"
+  local budget=${BENCH_BG_BUDGET_S:-2400}
+  (BENCH_BUDGET_S=$budget BENCH_ROWS_TIMEOUT=${BENCH_ROWS_TIMEOUT:-$budget} OUT=$BG_OUT \
+    setsid nohup bash "$REPO/bench/gpu_suite.sh" rows > "$BG_LOG" 2>&1 < /dev/null &)
+}
+
+stage_wait() {
+  echo "== wait ($(left) s left)"
+  while ! grep -q "^== done" "$BG_LOG" 2>/dev/null && (( $(left) > 15 )); do sleep 5; done
+  grep -v "^\[transformers\]" "$BG_LOG" 2>/dev/null | tail -n 12
+  cp "$BG_OUT"/* "$OUT"/ 2>/dev/null || true
+  grep -q "^== done" "$BG_LOG" 2>/dev/null || { echo "still running"; return 1; }
+}
+
 stage_dry() {
   echo "== dry ($(left) s left)"
   bounded "$PY" -m bench.batch_bench --dry-run --work "$WORK/dry-batch" --out "$OUT/batch-dry.json"
@@ -213,6 +236,8 @@ for stage in "$@"; do
     batch-extra) stage_batch_extra || rc=1 ;;
     scale) stage_scale || rc=1 ;;
     rows) stage_rows || rc=1 ;;
+    rows-bg) stage_rows_bg || rc=1 ;;
+    wait) stage_wait || rc=1 ;;
     dry) stage_dry || rc=1 ;;
     *) echo "unknown stage $stage"; rc=2 ;;
   esac
