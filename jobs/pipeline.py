@@ -17,6 +17,8 @@ memory of a 100-row one.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -116,11 +118,16 @@ def run(spec: JobSpec, data: Any = None) -> report.Summary:
     spec = workload.spec  # with the workload's sampling defaults folded in, for the workers
     # One run at a time on an output path: a second one (a RayJob retry while the first attempt
     # still writes, or another user) refuses here, before touching anything.
-    with OutputLease(spec.output.path, spec.name, ttl_s=spec.output.lease_ttl_s) as lease:
-        return _run_leased(spec, workload, data, started, lease)
+    with (
+        OutputLease(spec.output.path, spec.name, ttl_s=spec.output.lease_ttl_s) as lease,
+        contextlib.ExitStack() as scope,
+    ):
+        return _run_leased(spec, workload, data, started, lease, scope)
 
 
-def _run_leased(spec: JobSpec, workload: Workload, data: Any, started: float, lease: OutputLease) -> report.Summary:
+def _run_leased(
+    spec: JobSpec, workload: Workload, data: Any, started: float, lease: OutputLease, scope: contextlib.ExitStack
+) -> report.Summary:
     import ray
 
     warmup = Warmup()
@@ -140,7 +147,7 @@ def _run_leased(spec: JobSpec, workload: Workload, data: Any, started: float, le
         if not ray.is_initialized():
             ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
         # Our own progress line (rows, tokens) replaces Ray Data's per-operator one every few seconds.
-        data_context = ray.data.DataContext.get_current()
+        data_context = scope.enter_context(_scoped_data_context())
         data_context.enable_progress_bars = False
         data_context.target_max_block_size = min(data_context.target_max_block_size, BLOCK_BYTES)
         device = resolve_device(spec)
@@ -199,6 +206,20 @@ def _run_leased(spec: JobSpec, workload: Workload, data: Any, started: float, le
     if summary.failure:
         raise JobFailed(summary.failure)
     return summary
+
+
+@contextlib.contextmanager
+def _scoped_data_context():
+    """Ray Data's context is the process's: a job run through the Python API sets its fields for its
+    own datasets (which copy the context when they are made) and leaves the caller's as it found them."""
+    import ray
+
+    ctx = ray.data.DataContext.get_current()
+    saved = (ctx.enable_progress_bars, ctx.target_max_block_size, copy.deepcopy(ctx.execution_options))
+    try:
+        yield ctx
+    finally:
+        ctx.enable_progress_bars, ctx.target_max_block_size, ctx.execution_options = saved
 
 
 def _row_failure(error: BaseException) -> str | None:

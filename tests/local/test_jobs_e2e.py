@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import ray
 
 import jobs
 from jobs import io
@@ -116,10 +117,18 @@ def test_workload_on_sample_data(tmp_path, workload, vllm_server):
     if workload == "context_qa":
         # In-memory input through the Python API.
         data = pd.read_json(ROOT / "jobs/data/context_qa.jsonl", lines=True)
+    if workload == "summarize":
+        extra["input"] = {"limit": 3}  # the first rows in file order: Ray Data's preserve_order, for this job only
+    ctx = ray.data.DataContext.get_current()
+    caller = (ctx.enable_progress_bars, ctx.target_max_block_size, ctx.execution_options.preserve_order)
     summary = jobs.run(_spec(out, workload, **extra), data=data)
+    # The job set Ray Data's process-wide context for its own datasets, and left the caller's as it was.
+    assert (ctx.enable_progress_bars, ctx.target_max_block_size, ctx.execution_options.preserve_order) == caller
     rows, errors = _results(out)
     assert not errors, errors
     assert summary.rows_ok == len(rows) >= 3
+    if workload == "summarize":
+        assert len(rows) == 3
     for r in rows:
         assert r["generated_text"].strip(), r
         assert "id" in r  # input columns are kept
