@@ -10,6 +10,9 @@ import sys
 from llmkit.config import ConfigError
 
 logger = logging.getLogger("jobs")
+# Exit codes: 0 done, 1 the job failed, 2 a bad spec or missing file, 75 the output is another run's
+# for now (try again later), 143 stopped by SIGTERM.
+EXIT_OUTPUT_IN_USE = 75
 
 
 def _load(args: argparse.Namespace):
@@ -91,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         _show_results(summary, args.show)
         return 0
     except ConfigError as e:
+        from jobs.lease import LeaseHeld
+
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        # A held lease is not the spec's fault: another run is writing this output (sysexits' EX_TEMPFAIL).
+        return EXIT_OUTPUT_IN_USE if isinstance(e, LeaseHeld) else 2
 
 
 if __name__ == "__main__":

@@ -324,7 +324,7 @@ def _store_for(lease_uri: str):
 class OutputLease:
     """``with OutputLease(spec.output.path, spec.name, spec.output.lease_ttl_s): ...`` runs with the output to itself.
 
-    ``acquire()`` raises ``LeaseHeld`` (a ``ConfigError``: the CLI prints it as one line and exits 2)
+    ``acquire()`` raises ``LeaseHeld`` (a ``ConfigError``: the CLI prints it as one line and exits 75)
     while another run's heartbeat is fresh.
     """
 
