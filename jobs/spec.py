@@ -127,16 +127,19 @@ class EngineSpec(StrictModel):
 
     @model_validator(mode="after")
     def _packing(self) -> EngineSpec:
+        from llmkit.config import key_error
+
         if self.engines_per_gpu == 1:
             return self
         if self.kind != "vllm":
-            raise ValueError("engines_per_gpu: packs vLLM engines; kind http starts none")
+            raise key_error("engines_per_gpu", "packs vLLM engines; kind http starts none")
         if gpus_per_engine(self.engine_kwargs) != 1:
-            raise ValueError("engines_per_gpu: only one-GPU engines share a GPU (tensor x pipeline parallel size is 1)")
+            raise key_error("engines_per_gpu", "only one-GPU engines share a GPU (tensor x pipeline parallel size 1)")
         if not self.engine_kwargs.get("kv_cache_memory_bytes"):
-            raise ValueError(
-                "engines_per_gpu > 1 needs engine_kwargs.kv_cache_memory_bytes: engines that start together "
-                "on one GPU corrupt vLLM's free-memory profile for each other"
+            raise key_error(
+                "engines_per_gpu",
+                "more than 1 needs engine_kwargs.kv_cache_memory_bytes: engines that start together on one GPU "
+                "corrupt vLLM's free-memory profile for each other",
             )
         return self
 

@@ -63,7 +63,10 @@ def test_packing_needs_one_gpu_engines_and_a_fixed_kv_cache():
 
     for kwargs, words in (
         ({"tensor_parallel_size": 2}, "one-GPU engines"),
-        ({"kv_cache_memory_bytes": None}, "needs engine_kwargs.kv_cache_memory_bytes"),
+        (
+            {"kv_cache_memory_bytes": None},
+            "engine.engines_per_gpu: more than 1 needs engine_kwargs.kv_cache_memory_bytes",
+        ),
     ):
         with pytest.raises(ConfigError, match=words):
             _packed(4, 4, **kwargs)
