@@ -27,7 +27,7 @@ class EngineDefaults:
     engine_kwargs: dict[str, Any]
     batch_size: int
     max_concurrent_batches: int
-    # Ray resources for the light stages (chat template, tokenize, detokenize) and our pre/post maps.
+    # Ray resources for the light stages (chat template, tokenize) and our pre/post maps.
     stage_num_cpus: float
 
 
@@ -111,8 +111,8 @@ def job_gpus(spec: JobSpec, device: str) -> int:
 
 
 def light_stage_cpus(spec: JobSpec, device: str) -> float:
-    """CPUs of one chat template, tokenize or detokenize actor. Ray Data LLM runs as many of each as engines:
-    packed engines share their GPU's light-stage CPUs, or the light stages alone would ask for 12 of an
+    """CPUs of one chat template or tokenize actor. Ray Data LLM runs as many of each as engines:
+    packed engines share their GPU's light-stage CPUs, or the light stages alone would ask for 8 of an
     H200 machine's 16 CPUs beside 4 engines, and our read and write tasks would wait."""
     return defaults_for(device).stage_num_cpus / engines_per_gpu(spec, device)
 
@@ -211,7 +211,9 @@ def build_processor(spec: JobSpec, model_source: str, device: str, finish: Calla
         should_continue_on_error=True,
         chat_template_stage=dict(light_stage),
         tokenize_stage=dict(light_stage),
-        detokenize_stage=dict(light_stage),
+        # vLLM's engine already returns each output's text (its detokenizer, skipping special tokens):
+        # Ray Data LLM's detokenize stage would decode the same tokens again, one more hop for every row.
+        detokenize_stage=False,
     )
     placement = placement_group_config(spec, device)
     if placement:

@@ -71,5 +71,7 @@ def test_ray_data_llm_gives_each_packed_engine_its_share_of_a_gpu():
     engine = processor.get_stage_by_name("vLLMEngineStage").map_batches_kwargs
     assert engine["num_gpus"] == 0.25 and engine["num_cpus"] == 1
     assert "ray_remote_args_fn" not in engine  # no placement group of its own: "uni" executor
-    for name in ("ChatTemplateStage", "TokenizeStage", "DetokenizeStage"):
+    for name in ("ChatTemplateStage", "TokenizeStage"):
         assert processor.get_stage_by_name(name).map_batches_kwargs["num_cpus"] == 0.25, name
+    # The engine's own output text is the result: no second decode of the same tokens.
+    assert "DetokenizeStage" not in processor.list_stage_names()
