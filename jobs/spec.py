@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from llmkit.accelerators import gpus_per_engine, load_catalog
-from llmkit.config import StrictModel
+from llmkit.config import StrictModel, key_error
 from llmkit.models import DEFAULT_MODEL
 
 InputFormat = Literal["auto", "json", "jsonl", "csv", "parquet", "text"]
@@ -127,8 +127,6 @@ class EngineSpec(StrictModel):
 
     @model_validator(mode="after")
     def _packing(self) -> EngineSpec:
-        from llmkit.config import key_error
-
         if self.engines_per_gpu == 1:
             return self
         if self.kind != "vllm":
@@ -156,8 +154,6 @@ class EngineSpec(StrictModel):
 def _reject_keys(field: str, problems: dict[str, str]) -> None:
     """Fail validation naming the first bad key as ``<field>.<key>`` (and the others after it)."""
     if problems:
-        from llmkit.config import key_error
-
         key, *others = sorted(problems)
         also = f" (also unknown: {', '.join(others)})" if others else ""
         raise key_error(f"{field}.{key}", problems[key] + also)

@@ -18,6 +18,22 @@ def llm_entry(model_id: str = "m", source: str | None = None, **fields) -> dict:
     return {"model_loading_config": loading, **fields}
 
 
+def chat_job(**engine):
+    """A minimal chat job spec (``JobSpec``) with these ``engine`` fields, for checking how an engine is set up."""
+    from jobs.spec import JobSpec
+
+    return JobSpec.from_dict(
+        {
+            "name": "t",
+            "model": {"source": "org/m"},
+            "workload": {"name": "chat"},
+            "input": {"path": "in.jsonl"},
+            "output": {"path": "out"},
+            "engine": engine,
+        }
+    )
+
+
 def fake_batch(run_name: str = "llm-batch-0123456789abcdef"):
     """A Batch record as the Batch API's service keeps it, for rendering the RayJob of one batch."""
     from serve_apps.batches.models import Batch

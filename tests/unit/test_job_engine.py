@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from jobs.engine import GPU_DEFAULTS, engine_kwargs
 from jobs.spec import JobSpec
+from tests.support import chat_job
 
 
 def test_spec_engine_kwargs_override_the_device_defaults():
-    spec = JobSpec.from_dict(
-        {
-            "name": "t",
-            "model": {"source": "org/m"},
-            "workload": {"name": "chat"},
-            "input": {"path": "in.jsonl"},
-            "output": {"path": "out"},
-            "engine": {"engine_kwargs": {"max_num_seqs": 8}},
-        }
-    )
+    spec = chat_job(engine_kwargs={"max_num_seqs": 8})
     gpu = engine_kwargs(spec, "gpu")
     assert gpu["max_num_seqs"] == 8 and gpu["max_num_batched_tokens"] == 16384
     assert engine_kwargs(spec, "cpu")["enforce_eager"] is True
@@ -24,19 +16,8 @@ def test_spec_engine_kwargs_override_the_device_defaults():
 
 
 def _packed(concurrency, n, **kwargs) -> JobSpec:
-    return JobSpec.from_dict(
-        {
-            "name": "t",
-            "model": {"source": "org/m"},
-            "workload": {"name": "chat"},
-            "input": {"path": "in.jsonl"},
-            "output": {"path": "out"},
-            "engine": {
-                "concurrency": concurrency,
-                "engines_per_gpu": n,
-                "engine_kwargs": {"kv_cache_memory_bytes": 4 << 30, **kwargs},
-            },
-        }
+    return chat_job(
+        concurrency=concurrency, engines_per_gpu=n, engine_kwargs={"kv_cache_memory_bytes": 4 << 30, **kwargs}
     )
 
 

@@ -47,20 +47,12 @@ def test_deployment_defaults_merge_with_ours_winning():
 def test_ray_data_llm_gives_each_packed_engine_its_share_of_a_gpu():
     """jobs.engine packs engines with a placement bundle; Ray Data LLM must turn it into the engine actor's
     fractional ``num_gpus`` (not a placement group per engine) and keep our light stages' CPUs."""
-    from jobs.engine import build_processor
-    from jobs.spec import JobSpec
-
-    spec = JobSpec.from_dict(
-        {
-            "name": "t",
-            "model": {"source": "org/m"},
-            "workload": {"name": "chat"},
-            "input": {"path": "in.jsonl"},
-            "output": {"path": "out"},
-            "engine": {"concurrency": 4, "engines_per_gpu": 4, "engine_kwargs": {"kv_cache_memory_bytes": 1 << 30}},
-        }
-    )
     import ray
+
+    from jobs.engine import build_processor
+    from tests.support import chat_job
+
+    spec = chat_job(concurrency=4, engines_per_gpu=4, engine_kwargs={"kv_cache_memory_bytes": 1 << 30})
 
     started = not ray.is_initialized()
     try:  # Ray Data LLM's telemetry starts a local Ray
