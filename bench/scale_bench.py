@@ -176,12 +176,13 @@ def plan_rows(model_dir: str, target: int, seed: int = 0) -> tuple[int, dict[str
 
 # -- the driver's memory -------------------------------------------------------------------
 def parse_proc_status(text: str) -> dict[str, int]:
-    """``VmRSS`` / ``VmHWM`` (and other ``Vm*`` lines) of ``/proc/<pid>/status``, in bytes."""
+    """``VmRSS`` / ``VmHWM`` / ``RssAnon`` / ``RssFile`` (the ``Vm*`` and ``Rss*`` lines) of
+    ``/proc/<pid>/status``, in bytes."""
     out: dict[str, int] = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
         parts = value.split()
-        if key.startswith("Vm") and len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+        if key.startswith(("Vm", "Rss")) and len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
             out[key] = int(parts[0]) * 1024
     return out
 
@@ -204,6 +205,10 @@ class DriverSampler:
         self.pid: int | None = None
         self.peak_rss = 0
         self.hwm = 0
+        # RSS splits into anonymous memory (heap, arrays: what a container's memory limit cannot
+        # reclaim) and file-backed pages (mapped shared libraries: clean, dropped under pressure).
+        self.peak_anon = 0
+        self.file_at_peak = 0
         self.samples = 0
         self.series: list[list[float]] = []  # [s since start, RSS MiB]
         self.load: list[float] = []  # 1-minute load average
@@ -228,7 +233,10 @@ class DriverSampler:
             now = time.time() - t0
             rss = vm.get("VmRSS", 0)
             self.samples += 1
+            if rss > self.peak_rss:
+                self.file_at_peak = vm.get("RssFile", 0)
             self.peak_rss = max(self.peak_rss, rss)
+            self.peak_anon = max(self.peak_anon, vm.get("RssAnon", 0))
             self.hwm = max(self.hwm, vm.get("VmHWM", 0))
             if now - last_series >= self.series_every_s:
                 self.series.append([round(now, 1), round(rss / 2**20, 1)])
@@ -248,6 +256,8 @@ class DriverSampler:
             "peak_rss_mib": round(peak / 2**20, 1),
             "peak_rss_sampled_mib": round(self.peak_rss / 2**20, 1),
             "vm_hwm_mib": round(self.hwm / 2**20, 1),
+            "peak_rss_anon_mib": round(self.peak_anon / 2**20, 1),
+            "rss_file_at_sampled_peak_mib": round(self.file_at_peak / 2**20, 1),
             "rss_samples": self.samples,
             "rss_series_mib": downsample(self.series),
             "loadavg_1m_mean": round(sum(self.load) / len(self.load), 2) if self.load else None,

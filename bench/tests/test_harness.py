@@ -392,8 +392,9 @@ def test_scale_prompts_are_about_50_tokens(tiny_model):
 
 
 def test_driver_rss_is_read_from_proc_status():
-    status = "Name:\tpython\nVmPeak:\t  900 kB\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\nThreads:\t4\n"
-    assert scale_bench.parse_proc_status(status) == {"VmPeak": 900 * 1024, "VmHWM": 2 << 20, "VmRSS": 1 << 20}
+    status = "Name:\tpython\nVmPeak:\t  900 kB\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\nRssAnon:\t  768 kB\nThreads:\t4\n"
+    got = scale_bench.parse_proc_status(status)
+    assert got == {"VmPeak": 900 * 1024, "VmHWM": 2 << 20, "VmRSS": 1 << 20, "RssAnon": 768 * 1024}
     sampler = scale_bench.DriverSampler(interval_s=0.02, series_every_s=0.01, load_every_s=0.01)
     import os
 
@@ -402,6 +403,7 @@ def test_driver_rss_is_read_from_proc_status():
     got = sampler.stop()
     assert got["rss_samples"] > 2 and got["peak_rss_mib"] >= got["peak_rss_sampled_mib"] > 10
     assert got["rss_series_mib"] and got["loadavg_1m_mean"] is not None
+    assert 0 < got["peak_rss_anon_mib"] < got["peak_rss_mib"] and got["rss_file_at_sampled_peak_mib"] > 0
 
 
 def test_downsample_keeps_ends_and_peak():
