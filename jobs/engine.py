@@ -110,6 +110,21 @@ def job_gpus(spec: JobSpec, device: str) -> int:
     return -(-max_replicas(spec) // n) * gpus_per_engine(spec, device)
 
 
+def packing_shortfall(spec: JobSpec, device: str) -> str | None:
+    """Why packed engines leave part of the job's GPUs idle, or None: the job holds whole GPUs
+    (``job_gpus``), so a concurrency that is not a multiple of ``engines_per_gpu`` runs fewer engines
+    than they fit."""
+    n = engines_per_gpu(spec, device)
+    engines = max_replicas(spec)
+    if n == 1 or engines % n == 0:
+        return None
+    fit = job_gpus(spec, device) // gpus_per_engine(spec, device) * n
+    return (
+        f"engine.concurrency: {engines} engines at engines_per_gpu={n} hold {job_gpus(spec, device)} GPU(s), "
+        f"room for {fit}; set concurrency to a multiple of {n} to use them"
+    )
+
+
 def light_stage_cpus(spec: JobSpec, device: str) -> float:
     """CPUs of one chat template or tokenize actor. Ray Data LLM runs as many of each as engines:
     packed engines share their GPU's light-stage CPUs, or the light stages alone would ask for 8 of an
@@ -194,6 +209,9 @@ def build_processor(spec: JobSpec, model_source: str, device: str, finish: Calla
 
     if spec.engine.engines_per_gpu > 1 and device != "gpu":
         logger.info("engine.engines_per_gpu=%d: ignored on %s", spec.engine.engines_per_gpu, device)
+    shortfall = packing_shortfall(spec, device)
+    if shortfall:
+        logger.warning("%s", shortfall)
 
     light_stage = {"num_cpus": light_stage_cpus(spec, device)}
     kwargs: dict[str, Any] = dict(

@@ -51,3 +51,15 @@ def test_packing_needs_one_gpu_engines_and_a_fixed_kv_cache():
     ):
         with pytest.raises(ConfigError, match=words):
             _packed(4, 4, **kwargs)
+
+
+def test_a_concurrency_that_leaves_packed_gpu_room_is_named():
+    from jobs.engine import packing_shortfall
+
+    assert packing_shortfall(_packed(1, 4), "gpu") == (
+        "engine.concurrency: 1 engines at engines_per_gpu=4 hold 1 GPU(s), room for 4; "
+        "set concurrency to a multiple of 4 to use them"
+    )
+    assert "hold 2 GPU(s), room for 8" in packing_shortfall(_packed((2, 6), 4), "gpu")
+    for spec, device in ((_packed(8, 4), "gpu"), (_packed(3, 1), "gpu"), (_packed(1, 4), "cpu")):
+        assert packing_shortfall(spec, device) is None
