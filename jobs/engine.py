@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,6 +124,26 @@ def packing_shortfall(spec: JobSpec, device: str) -> str | None:
         f"engine.concurrency: {engines} engines at engines_per_gpu={n} hold {job_gpus(spec, device)} GPU(s), "
         f"room for {fit}; set concurrency to a multiple of {n} to use them"
     )
+
+
+def actor_cpus(spec: JobSpec, device: str) -> float:
+    """CPUs the plan's actors hold for the whole run, at most: each vLLM engine's bundle (one CPU
+    beside each of its GPUs) and its chat template and tokenize actors, or the http stage's actors."""
+    engines = max_replicas(spec)
+    if spec.engine.kind == "http":
+        return engines * defaults_for(device).stage_num_cpus
+    per_engine = 1 if device != "gpu" or engines_per_gpu(spec, device) > 1 else gpus_per_engine(spec, device)
+    return engines * (per_engine + 2 * light_stage_cpus(spec, device))
+
+
+def local_ray_cpus(spec: JobSpec, device: str, cores: int) -> int | None:
+    """Logical CPUs for a Ray this job starts itself on a machine of ``cores``, or None for Ray's own
+    count. Ray Data runs a task at Ray's default of one CPU unless told otherwise (the stages of a
+    plug-in's own Dataset, Ray's readers in it); on a small machine such a task never fits beside the
+    actors, which hold their CPUs for the whole run, and the job waits forever with no error. Ray's
+    CPUs are scheduling tokens, not cores, so the job asks for enough of them."""
+    needed = math.ceil(actor_cpus(spec, device) + 1)
+    return needed if needed > cores else None
 
 
 def light_stage_cpus(spec: JobSpec, device: str) -> float:

@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from jobs import io, ledger, parts, progress, report
-from jobs.engine import batch_size_for, build_processor, defaults_for, resolve_device
+from jobs.engine import batch_size_for, build_processor, defaults_for, local_ray_cpus, resolve_device
 from jobs.lease import OutputLease
 from jobs.spec import JobSpec
 from jobs.stages import Finish, FinishErrors, Parse, RowFailed, StageContext
@@ -102,6 +102,35 @@ def _input_dataset(spec: JobSpec, workload: Workload, data: Any, num_cpus: float
     return from_data(source, spec.input.id_column, num_cpus)
 
 
+def _ray_cores() -> int:
+    """The CPUs a local Ray would count on this machine (its own count follows cgroup quotas)."""
+    try:
+        from ray._private.utils import get_num_cpus
+
+        return int(get_num_cpus())
+    except Exception:  # a Ray without it: the machine's count
+        return os.cpu_count() or 1
+
+
+def _init_ray(spec: JobSpec) -> None:
+    """Join the cluster RAY_ADDRESS names, or start a local Ray with enough logical CPUs for the plan."""
+    import ray
+
+    address = os.environ.get("RAY_ADDRESS") or None
+    cpus = None
+    if address in (None, "local"):
+        cores = _ray_cores()
+        cpus = local_ray_cpus(spec, resolve_device(spec), cores)
+    if cpus:
+        try:
+            ray.init(address=address, log_to_driver=True, num_cpus=cpus)
+            logger.info("local Ray: %d logical CPUs on %d cores (the engines' actors and one task)", cpus, cores)
+            return
+        except ValueError:  # a cluster `ray start` left on this machine, which Ray joins: its size is its own
+            pass
+    ray.init(address=address, log_to_driver=True)
+
+
 def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
     raise JobCancelled("stopped by SIGTERM")
 
@@ -145,7 +174,7 @@ def _run_leased(
     cancelled = False
     try:
         if not ray.is_initialized():
-            ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+            _init_ray(spec)
         # Our own progress line (rows, tokens) replaces Ray Data's per-operator one every few seconds.
         data_context = scope.enter_context(_scoped_data_context())
         data_context.enable_progress_bars = False

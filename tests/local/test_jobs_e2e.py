@@ -204,6 +204,46 @@ def test_a_dataset_returning_plugin_runs_end_to_end(tmp_path, vllm_server):
     assert again.run["rows_skipped_resumed"] == 12 and again.run["rows_ok"] == 0
 
 
+def test_a_plugin_dataset_runs_beside_the_cpu_engine_on_a_local_ray_the_job_starts(tmp_path):
+    """The job started as `make batch` starts it: its own local Ray, the vLLM engine on CPU. The
+    plug-in's Dataset (``ray.data.range(...).map_batches(...)``) runs its tasks at Ray's default of
+    one CPU; a Ray counting only this machine's 2 cores never fits one beside the engine's CPU and the
+    light stages', and the job waited forever with 0 rows done (as it did before the job sized its
+    local Ray: fails here by timing out on a machine of 2 cores, as CI's)."""
+    import os
+    import subprocess
+
+    import yaml
+
+    from jobs.engine import local_ray_cpus
+    from jobs.pipeline import _ray_cores
+    from tests.local.jobs_fixtures import Job
+
+    out = tmp_path / "out"
+    config = tmp_path / "arithmetic.yaml"
+    spec = {
+        "name": "arithmetic-local",
+        "model": {"source": "builtin:smollm2-135m-instruct"},
+        "workload": {"name": "jobs.examples.arithmetic:ArithmeticWorkload", "options": {"rows": 6}},
+        "engine": {"device": "cpu"},
+        "sampling": {"max_tokens": 4},
+        "output": {"path": str(out)},
+    }
+    config.write_text(yaml.safe_dump(spec))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    job = Job(config, env)
+    try:
+        rc, err = job.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        pytest.fail(f"the job did not finish: {job.stderr.read_text()[-3000:]}")
+    assert rc == 0, err[-3000:]
+    rows, errors = _results(out)
+    assert not errors and sorted(r["qid"] for r in rows) == [f"q{i}" for i in range(6)]
+    cpus = local_ray_cpus(JobSpec.from_dict(spec), "cpu", _ray_cores())
+    assert cpus is None or f"local Ray: {cpus} logical CPUs" in err
+
+
 def test_the_driver_holds_no_rows(tmp_path, vllm_server):
     """The Python objects alive in the driver (this process) do not grow with the input.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jobs.engine import GPU_DEFAULTS, engine_kwargs
 from jobs.spec import JobSpec
 from tests.support import chat_job
@@ -63,3 +65,17 @@ def test_a_concurrency_that_leaves_packed_gpu_room_is_named():
     assert "hold 2 GPU(s), room for 8" in packing_shortfall(_packed((2, 6), 4), "gpu")
     for spec, device in ((_packed(8, 4), "gpu"), (_packed(3, 1), "gpu"), (_packed(1, 4), "cpu")):
         assert packing_shortfall(spec, device) is None
+
+
+def test_a_local_ray_gets_room_for_one_default_task_beside_the_actors():
+    from jobs.engine import actor_cpus, local_ray_cpus
+
+    cpu = chat_job()  # one CPU engine (1 CPU) and its two light stages (0.1 each)
+    assert actor_cpus(cpu, "cpu") == pytest.approx(1.2)
+    assert local_ray_cpus(cpu, "cpu", cores=2) == 3 and local_ray_cpus(cpu, "cpu", cores=4) is None
+    # Four engines packed on one GPU: a CPU each, and a quarter of each light stage's CPU.
+    assert actor_cpus(_packed(4, 4), "gpu") == pytest.approx(4 * (1 + 2 * 0.25))
+    assert local_ray_cpus(_packed(4, 4), "gpu", cores=16) is None
+    # A two-GPU engine holds a CPU beside each GPU; light stages take a CPU each on GPU.
+    assert actor_cpus(chat_job(engine_kwargs={"tensor_parallel_size": 2}), "gpu") == pytest.approx(4)
+    assert local_ray_cpus(chat_job(concurrency=2, kind="http"), "cpu", cores=1) == 2
