@@ -119,10 +119,10 @@ def packing_shortfall(spec: JobSpec, device: str) -> str | None:
     engines = max_replicas(spec)
     if n == 1 or engines % n == 0:
         return None
-    fit = job_gpus(spec, device) // gpus_per_engine(spec, device) * n
+    gpus = job_gpus(spec, device)  # packed engines are one-GPU engines (the spec's check)
     return (
-        f"engine.concurrency: {engines} engines at engines_per_gpu={n} hold {job_gpus(spec, device)} GPU(s), "
-        f"room for {fit}; set concurrency to a multiple of {n} to use them"
+        f"engine.concurrency: {engines} engines at engines_per_gpu={n} hold {gpus} GPU(s), "
+        f"room for {gpus * n}; set concurrency to a multiple of {n} to use them"
     )
 
 
@@ -132,7 +132,8 @@ def actor_cpus(spec: JobSpec, device: str) -> float:
     engines = max_replicas(spec)
     if spec.engine.kind == "http":
         return engines * defaults_for(device).stage_num_cpus
-    per_engine = 1 if device != "gpu" or engines_per_gpu(spec, device) > 1 else gpus_per_engine(spec, device)
+    # A CPU engine's bundle is one CPU; a GPU engine's, one CPU per GPU (packed engines have one GPU).
+    per_engine = max(1, gpus_per_engine(spec, device))
     return engines * (per_engine + 2 * light_stage_cpus(spec, device))
 
 

@@ -40,8 +40,6 @@ def test_packed_engines_share_one_gpu_and_its_light_stage_cpus():
 
 
 def test_packing_needs_one_gpu_engines_and_a_fixed_kv_cache():
-    import pytest
-
     from llmkit.config import ConfigError
 
     for kwargs, words in (
