@@ -225,7 +225,9 @@ def test_a_plugin_dataset_runs_beside_the_cpu_engine_on_a_local_ray_the_job_star
         "name": "arithmetic-local",
         "model": {"source": "builtin:smollm2-135m-instruct"},
         "workload": {"name": "jobs.examples.arithmetic:ArithmeticWorkload", "options": {"rows": 6}},
-        "engine": {"device": "cpu"},
+        # Six short rows: a small KV cache. make test's 2 GiB, beside the other session's engines and
+        # this job's own Ray, once found 1.76 GiB free and the engine refused to start.
+        "engine": {"device": "cpu", "engine_kwargs": {"kv_cache_memory_bytes": 256 << 20}},
         "sampling": {"max_tokens": 4},
         "output": {"path": str(out)},
     }
