@@ -128,9 +128,13 @@ def _handle(name: str):
 
 
 def add(name: str, **counts: float | None) -> None:
-    """Report counts from a worker (fire and forget; progress is best effort, the parts are the truth)."""
+    """Report counts from a worker, waiting until the actor has them: the driver reads this run's counts
+    once the write has finished, and a count still in flight then went missing from the report on a
+    loaded machine. Best effort all the same (an unreachable actor loses counts; the parts are the truth)."""
+    import ray
+
     try:
-        _handle(name).add.remote(**counts)
+        ray.get(_handle(name).add.remote(**counts), timeout=30)
     except Exception:  # noqa: BLE001
         logger.debug("progress actor %s unreachable", name, exc_info=True)
 

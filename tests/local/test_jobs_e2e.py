@@ -225,14 +225,15 @@ def test_a_plugin_dataset_runs_beside_the_cpu_engine_on_a_local_ray_the_job_star
         "name": "arithmetic-local",
         "model": {"source": "builtin:smollm2-135m-instruct"},
         "workload": {"name": "jobs.examples.arithmetic:ArithmeticWorkload", "options": {"rows": 6}},
-        # Six short rows: a small KV cache. make test's 2 GiB, beside the other session's engines and
-        # this job's own Ray, once found 1.76 GiB free and the engine refused to start.
-        "engine": {"device": "cpu", "engine_kwargs": {"kv_cache_memory_bytes": 256 << 20}},
+        "engine": {"device": "cpu"},
         "sampling": {"max_tokens": 4},
         "output": {"path": str(out)},
     }
     config.write_text(yaml.safe_dump(spec))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # Six short rows: vLLM's smallest CPU KV cache (whole GiB; it overrides engine_kwargs). make test's
+    # 2 GiB, beside the other session's engines and this job's own Ray, twice found 1.8 GiB free.
+    env["VLLM_CPU_KVCACHE_SPACE"] = "1"
     job = Job(config, env)
     try:
         rc, err = job.wait(timeout=300)
